@@ -1,0 +1,358 @@
+// Package config loads toolgate's configuration into typed structs.
+//
+// Values are layered, each layer overriding the one before it:
+//
+//  1. built-in defaults ([Default]);
+//  2. the TOML file toolgate.toml (optional; its path comes from the
+//     -config flag or $TOOLGATE_CONFIG, else ./toolgate.toml is read if it
+//     exists);
+//  3. the environment: WORKOS_CLIENT_ID, WORKOS_CLIENT_SECRET and
+//     COOKIE_ENCRYPTION_KEY under the names the TypeScript original used,
+//     and TOOLGATE_<SECTION>_<KEY> for every other key;
+//  4. command-line flags.
+//
+// Loading is strict: an unknown key in the file, a value of the wrong type
+// or a value out of range stops start-up with one line that names the key,
+// the value and what is allowed. Secrets are of type [Secret], which never
+// prints its value.
+//
+// Only the command (cmd/toolgate) and the composition root (core/server)
+// import this package; every other package receives plain values.
+package config
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is toolgate's whole configuration. The zero value is not useful;
+// start from [Default] or [Load].
+type Config struct {
+	// Server configures the HTTP listener.
+	Server ServerConfig `koanf:"server"`
+	// Log configures the process's logs.
+	Log LogConfig `koanf:"log"`
+	// Store configures where state is kept.
+	Store StoreConfig `koanf:"store"`
+	// Auth configures sign-in: WorkOS AuthKit in production, the embedded
+	// development AuthKit otherwise.
+	Auth AuthConfig `koanf:"auth"`
+	// Plugins configures the WebAssembly plugin host.
+	Plugins PluginsConfig `koanf:"plugins"`
+}
+
+// ServerConfig configures the HTTP listener.
+type ServerConfig struct {
+	// Listen is the TCP address the server listens on, as host:port. The
+	// default is "127.0.0.1:8788". Without WorkOS credentials (development
+	// mode) it must be a loopback address.
+	Listen string `koanf:"listen"`
+	// PublicURL is the absolute http(s) URL clients use to reach the server,
+	// without a path, query or fragment; it is the issuer of our OAuth
+	// metadata and the base of the MCP URL. In production mode it must use
+	// https unless its host is a loopback address. The default is
+	// "http://localhost:8788".
+	PublicURL string `koanf:"public_url"`
+	// ShutdownTimeout is how long a graceful shutdown waits for in-flight
+	// requests to finish before closing them. The default is 15s.
+	ShutdownTimeout time.Duration `koanf:"shutdown_timeout"`
+	// ReadHeaderTimeout is how long a client may take to send the request
+	// headers. The default is 10s.
+	ReadHeaderTimeout time.Duration `koanf:"read_header_timeout"`
+	// IdleTimeout is how long an idle keep-alive connection stays open.
+	// The default is 120s.
+	IdleTimeout time.Duration `koanf:"idle_timeout"`
+	// MaxHeaderBytes is the largest request header block accepted, in
+	// bytes. The default is 65536 (64 KiB).
+	MaxHeaderBytes int `koanf:"max_header_bytes"`
+	// MaxBodyBytes is the largest request body accepted, in bytes. The
+	// default is 1048576 (1 MiB).
+	MaxBodyBytes int64 `koanf:"max_body_bytes"`
+	// AllowedHosts lists the Host header values the server answers to
+	// (host or host:port); requests for any other host are refused, which
+	// defeats DNS rebinding. Empty (the default) derives the list from
+	// PublicURL, plus the loopback names of the listen port when Listen is
+	// a loopback address. See [Config.AllowedHosts].
+	AllowedHosts []string `koanf:"allowed_hosts"`
+	// AllowedOrigins lists the browser origins (scheme://host[:port]) that
+	// may call the server from a web page. Empty (the default) derives the
+	// single origin of PublicURL. See [Config.AllowedOrigins].
+	AllowedOrigins []string `koanf:"allowed_origins"`
+}
+
+// LogConfig configures the process's logs.
+type LogConfig struct {
+	// Level is the least severe level logged: "debug", "info", "warn" or
+	// "error". The default is "info".
+	Level string `koanf:"level"`
+	// Format is "text" (human-readable), "json" (one JSON object a line),
+	// or "auto" (the default): text when standard error is a terminal,
+	// JSON otherwise.
+	Format string `koanf:"format"`
+}
+
+// StoreConfig configures where state is kept.
+type StoreConfig struct {
+	// Backend names the storage implementation. "badger" (the default,
+	// an embedded database in Dir) is the only one for now.
+	Backend string `koanf:"backend"`
+	// Dir is the directory the store keeps its files in, created if
+	// missing. Only one toolgate process can use it at a time. The default
+	// is "./data".
+	Dir string `koanf:"dir"`
+	// EncryptionKey, when set, encrypts the data at rest with AES. It is 16,
+	// 24 or 32 bytes (AES-128, -192 or -256) written either as hex (32, 48
+	// or 64 hex digits) or as standard base64 (padding optional). Empty
+	// (the default) stores data unencrypted. See [StoreConfig.EncryptionKeyBytes].
+	EncryptionKey Secret `koanf:"encryption_key"`
+	// SyncWrites makes every write reach the disk before it is
+	// acknowledged, so nothing is lost on a crash or power cut. The default
+	// is true.
+	SyncWrites bool `koanf:"sync_writes"`
+	// GCInterval is how often expired records are removed and space is
+	// reclaimed. The default is 5m.
+	GCInterval time.Duration `koanf:"gc_interval"`
+}
+
+// AuthConfig configures sign-in.
+type AuthConfig struct {
+	// Mode is "proxy" (the default): toolgate is the OAuth authorization
+	// server MCP clients see and AuthKit is its upstream identity provider;
+	// or "authkit": AuthKit itself is the authorization server and toolgate
+	// only verifies AuthKit's access tokens.
+	Mode string `koanf:"mode"`
+	// WorkOSClientID is the WorkOS client ID (environment variable
+	// WORKOS_CLIENT_ID). Setting it switches toolgate to production mode;
+	// left empty (the default) toolgate runs the embedded development
+	// AuthKit.
+	WorkOSClientID string `koanf:"workos_client_id"`
+	// WorkOSAPIKey is the WorkOS API key (environment variable
+	// WORKOS_CLIENT_SECRET). Required in production mode.
+	WorkOSAPIKey Secret `koanf:"workos_api_key"`
+	// CookieEncryptionKey signs and encrypts browser cookies such as the
+	// remembered consent (environment variable COOKIE_ENCRYPTION_KEY). At
+	// least 32 bytes; required in production mode. In development mode an
+	// empty key means a random key for each run.
+	CookieEncryptionKey Secret `koanf:"cookie_encryption_key"`
+	// AuthKitDomain is the AuthKit domain as an https URL, for example
+	// "https://example.authkit.app". Required in production when Mode is
+	// "authkit"; empty by default.
+	AuthKitDomain string `koanf:"authkit_domain"`
+	// WorkOSAPIURL overrides the base URL of the WorkOS API. Empty (the
+	// default) uses WorkOS's own; in development mode the embedded AuthKit's
+	// URL is used.
+	WorkOSAPIURL string `koanf:"workos_api_url"`
+	// AccessTokenTTL is how long an access token we issue stays valid,
+	// between 1m and 24h. The default is 1h.
+	AccessTokenTTL time.Duration `koanf:"access_token_ttl"`
+	// RefreshTokenTTL is how long a refresh token we issue stays valid,
+	// between 1h and 8760h (a year), and longer than AccessTokenTTL. The
+	// default is 720h (30 days).
+	RefreshTokenTTL time.Duration `koanf:"refresh_token_ttl"`
+	// CodeTTL is how long an authorization code, and the sign-in that
+	// leads to it, stays valid, between 10s and 10m. The default is 60s.
+	CodeTTL time.Duration `koanf:"code_ttl"`
+	// ClientTTL is how long a dynamically registered client that is never
+	// used stays registered, between 1h and 8760h. The default is 720h.
+	ClientTTL time.Duration `koanf:"client_ttl"`
+	// DevUsers are the users the development AuthKit's login page offers.
+	// They are ignored in production mode. The default is alice@example.com
+	// (role admin, permission image_generation) and bob@example.com (role
+	// member, no permissions), both in organization "Acme".
+	DevUsers []DevUser `koanf:"dev_users"`
+}
+
+// DevUser is one user of the development AuthKit.
+type DevUser struct {
+	// Email is the user's email address; it must be unique among DevUsers.
+	Email string `koanf:"email"`
+	// FirstName is the user's given name; optional.
+	FirstName string `koanf:"first_name"`
+	// LastName is the user's family name; optional.
+	LastName string `koanf:"last_name"`
+	// Role is the user's role in Organization, for example "admin".
+	Role string `koanf:"role"`
+	// Permissions are the permission slugs AuthKit would put in the access
+	// token, for example "image_generation".
+	Permissions []string `koanf:"permissions"`
+	// Organization is the name of the user's organization; optional.
+	Organization string `koanf:"organization"`
+}
+
+// PluginsConfig configures the WebAssembly plugin host.
+type PluginsConfig struct {
+	// Config is the path of plugins.toml, the operator's plugin list with
+	// grants and permission rules. The default is "plugins.toml".
+	Config string `koanf:"config"`
+	// Dir is the drop-in folder of .wasm plugins. The default is
+	// "plugins/dist".
+	Dir string `koanf:"dir"`
+	// Watch reloads plugins when Dir or the plugins file changes, without a
+	// restart. The default is true.
+	Watch bool `koanf:"watch"`
+	// PoolSize is the most warm instances kept per plugin, between 0 and
+	// 1024; 0 (the default) means GOMAXPROCS.
+	PoolSize int `koanf:"pool_size"`
+	// CacheDir is where compiled plugins are cached between runs. Empty
+	// (the default) means <store.dir>/wasm-cache. See [Config.PluginCacheDir].
+	CacheDir string `koanf:"cache_dir"`
+}
+
+// Default returns the built-in defaults.
+func Default() Config {
+	return Config{
+		Server: ServerConfig{
+			Listen:            "127.0.0.1:8788",
+			PublicURL:         "http://localhost:8788",
+			ShutdownTimeout:   15 * time.Second,
+			ReadHeaderTimeout: 10 * time.Second,
+			IdleTimeout:       120 * time.Second,
+			MaxHeaderBytes:    64 << 10,
+			MaxBodyBytes:      1 << 20,
+			AllowedHosts:      []string{},
+			AllowedOrigins:    []string{},
+		},
+		Log: LogConfig{Level: "info", Format: "auto"},
+		Store: StoreConfig{
+			Backend:    "badger",
+			Dir:        "./data",
+			SyncWrites: true,
+			GCInterval: 5 * time.Minute,
+		},
+		Auth: AuthConfig{
+			Mode:            "proxy",
+			AccessTokenTTL:  time.Hour,
+			RefreshTokenTTL: 720 * time.Hour,
+			CodeTTL:         60 * time.Second,
+			ClientTTL:       720 * time.Hour,
+			DevUsers: []DevUser{
+				{Email: "alice@example.com", FirstName: "Alice", LastName: "Example", Role: "admin", Permissions: []string{"image_generation"}, Organization: "Acme"},
+				{Email: "bob@example.com", FirstName: "Bob", LastName: "Example", Role: "member", Permissions: []string{}, Organization: "Acme"},
+			},
+		},
+		Plugins: PluginsConfig{
+			Config: "plugins.toml",
+			Dir:    "plugins/dist",
+			Watch:  true,
+		},
+	}
+}
+
+// Production reports whether toolgate runs against real WorkOS, which is
+// the case exactly when a WorkOS client ID is configured. Otherwise it runs
+// in development mode with the embedded development AuthKit.
+func (c *Config) Production() bool { return c.Auth.WorkOSClientID != "" }
+
+// AllowedHosts returns the effective Host header allowlist: the configured
+// server.allowed_hosts, or when that is empty the host of server.public_url
+// plus, if server.listen is a loopback address, localhost, 127.0.0.1 and
+// [::1] with the listen port.
+func (c *Config) AllowedHosts() []string {
+	if len(c.Server.AllowedHosts) > 0 {
+		return append([]string(nil), c.Server.AllowedHosts...)
+	}
+	var hosts []string
+	if u, err := url.Parse(c.Server.PublicURL); err == nil && u.Host != "" {
+		hosts = append(hosts, strings.ToLower(u.Host))
+	}
+	if host, port, err := net.SplitHostPort(c.Server.Listen); err == nil && isLoopbackHost(host) {
+		for _, h := range []string{"localhost", "127.0.0.1", "::1"} {
+			hp := net.JoinHostPort(h, port)
+			if !contains(hosts, hp) {
+				hosts = append(hosts, hp)
+			}
+		}
+	}
+	return hosts
+}
+
+// AllowedOrigins returns the effective browser-origin allowlist: the
+// configured server.allowed_origins, or when that is empty the origin of
+// server.public_url.
+func (c *Config) AllowedOrigins() []string {
+	if len(c.Server.AllowedOrigins) > 0 {
+		return append([]string(nil), c.Server.AllowedOrigins...)
+	}
+	u, err := url.Parse(c.Server.PublicURL)
+	if err != nil || u.Host == "" {
+		return nil
+	}
+	return []string{strings.ToLower(u.Scheme + "://" + u.Host)}
+}
+
+// PluginCacheDir returns the effective compilation-cache directory:
+// plugins.cache_dir, or <store.dir>/wasm-cache when that is empty.
+func (c *Config) PluginCacheDir() string {
+	if c.Plugins.CacheDir != "" {
+		return c.Plugins.CacheDir
+	}
+	return filepath.Join(c.Store.Dir, "wasm-cache")
+}
+
+// isLoopbackHost reports whether host (no port) names the local machine
+// only: "localhost" or a loopback IP address. An empty host (all
+// interfaces) is not loopback.
+func isLoopbackHost(host string) bool {
+	host = strings.TrimSuffix(strings.ToLower(host), ".")
+	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
+		return true
+	}
+	ip := net.ParseIP(strings.Trim(host, "[]"))
+	return ip != nil && ip.IsLoopback()
+}
+
+// IsLoopbackListen reports whether a host:port listen address accepts
+// connections from the local machine only.
+func IsLoopbackListen(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	return err == nil && isLoopbackHost(host)
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// formatDuration writes d the way people write it in a config file:
+// "720h" rather than "720h0m0s".
+func formatDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}
+
+// quote renders a string value for an error message on one line.
+func quote(s string) string { return strconv.Quote(s) }
+
+// displayValue renders any decoded value for an error message on one line.
+func displayValue(v any) string {
+	switch v := v.(type) {
+	case string:
+		return quote(v)
+	case []any:
+		parts := make([]string, len(v))
+		for i, e := range v {
+			parts[i] = displayValue(e)
+		}
+		return "[" + strings.Join(parts, ", ") + "]"
+	case map[string]any:
+		return "{...}"
+	default:
+		q := quote(fmt.Sprint(v)) // escapes newlines and control characters
+		return q[1 : len(q)-1]
+	}
+}

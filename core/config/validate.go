@@ -1,0 +1,296 @@
+package config
+
+import (
+	"encoding/base64"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Validate checks a configuration built in code (tests, embedding) the way
+// [Load] checks a loaded one, and returns the first problem as a one-line
+// *Error.
+func (c *Config) Validate() error { return validate(c, nil) }
+
+// validator reports problems with the source of each key.
+type validator struct {
+	cfg     *Config
+	sources map[string]string
+}
+
+func (v *validator) fail(key string, value any, problem string) error {
+	src := v.sources[key]
+	if src == "default" {
+		src = ""
+	}
+	ki := schema.byPath[key]
+	shown := ""
+	switch {
+	case ki != nil:
+		shown = ki.display(value)
+	case value != nil:
+		shown = displayValue(value)
+	}
+	return &Error{Source: src, Key: key, Value: shown, Problem: problem}
+}
+
+// missing reports a required value that is not set.
+func (v *validator) missing(key, problem string) error {
+	return &Error{Key: key, Problem: problem}
+}
+
+func validate(c *Config, sources map[string]string) error {
+	v := &validator{cfg: c, sources: sources}
+	checks := []func() error{v.server, v.log, v.store, v.auth, v.plugins}
+	for _, check := range checks {
+		if err := check(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (v *validator) server() error {
+	s := v.cfg.Server
+	host, port, err := net.SplitHostPort(s.Listen)
+	if err != nil {
+		return v.fail("server.listen", s.Listen, `must be host:port, for example "127.0.0.1:8788"`)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return v.fail("server.listen", s.Listen, "must have a port between 0 and 65535")
+	}
+	if !v.cfg.Production() && !isLoopbackHost(host) {
+		return v.fail("server.listen", s.Listen, "must be a loopback address (127.0.0.1, [::1] or localhost) in development mode; set WORKOS_CLIENT_ID, WORKOS_CLIENT_SECRET and COOKIE_ENCRYPTION_KEY to listen on other addresses")
+	}
+	if err := v.publicURL(); err != nil {
+		return err
+	}
+	durations := []struct {
+		key string
+		d   time.Duration
+		min time.Duration
+		max time.Duration
+	}{
+		{"server.shutdown_timeout", s.ShutdownTimeout, time.Second, time.Hour},
+		{"server.read_header_timeout", s.ReadHeaderTimeout, time.Second, 10 * time.Minute},
+		{"server.idle_timeout", s.IdleTimeout, time.Second, 24 * time.Hour},
+	}
+	for _, d := range durations {
+		if err := v.durationRange(d.key, d.d, d.min, d.max); err != nil {
+			return err
+		}
+	}
+	if s.MaxHeaderBytes < 4<<10 || s.MaxHeaderBytes > 16<<20 {
+		return v.fail("server.max_header_bytes", s.MaxHeaderBytes, "must be between 4096 and 16777216 (16 MiB)")
+	}
+	if s.MaxBodyBytes < 4<<10 || s.MaxBodyBytes > 1<<30 {
+		return v.fail("server.max_body_bytes", s.MaxBodyBytes, "must be between 4096 and 1073741824 (1 GiB)")
+	}
+	for _, h := range s.AllowedHosts {
+		if h == "" || strings.ContainsAny(h, "/ ?#@") {
+			return v.fail("server.allowed_hosts", h, "each entry must be a host or host:port")
+		}
+	}
+	for _, o := range s.AllowedOrigins {
+		u, err := url.Parse(o)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+			return v.fail("server.allowed_origins", o, `each entry must be an origin such as "https://app.example.com"`)
+		}
+	}
+	return nil
+}
+
+func (v *validator) publicURL() error {
+	raw := v.cfg.Server.PublicURL
+	const key = "server.public_url"
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Opaque != "" {
+		return v.fail(key, raw, `must be an absolute http or https URL, for example "https://mcp.example.com"`)
+	}
+	if u.User != nil || u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || strings.Contains(raw, "#") {
+		return v.fail(key, raw, "must not have user information, a query or a fragment")
+	}
+	if u.Path != "" && u.Path != "/" {
+		return v.fail(key, raw, "must not have a path: toolgate serves its routes at the root")
+	}
+	if v.cfg.Production() && u.Scheme != "https" && !isLoopbackHost(u.Hostname()) {
+		return v.fail(key, raw, "must use https in production mode (WORKOS_CLIENT_ID is set) unless the host is a loopback address")
+	}
+	return nil
+}
+
+func (v *validator) durationRange(key string, d, lo, hi time.Duration) error {
+	if d < lo || d > hi {
+		return v.fail(key, formatDuration(d), fmt.Sprintf("must be between %s and %s", formatDuration(lo), formatDuration(hi)))
+	}
+	return nil
+}
+
+func (v *validator) log() error {
+	l := v.cfg.Log
+	if !oneOf(l.Level, "debug", "info", "warn", "error") {
+		return v.fail("log.level", l.Level, "must be one of debug, info, warn, error")
+	}
+	if !oneOf(l.Format, "auto", "text", "json") {
+		return v.fail("log.format", l.Format, "must be one of auto, text, json")
+	}
+	return nil
+}
+
+func (v *validator) store() error {
+	s := v.cfg.Store
+	if s.Backend != "badger" {
+		return v.fail("store.backend", s.Backend, "must be badger (the only backend so far)")
+	}
+	if strings.TrimSpace(s.Dir) == "" {
+		return v.fail("store.dir", s.Dir, "must name a directory")
+	}
+	if _, err := s.EncryptionKeyBytes(); err != nil {
+		return v.fail("store.encryption_key", s.EncryptionKey.Reveal(), err.Error())
+	}
+	return v.durationRange("store.gc_interval", s.GCInterval, time.Second, 24*time.Hour)
+}
+
+// EncryptionKeyBytes decodes store.encryption_key: 32, 48 or 64 hex digits,
+// or standard base64 (padding optional), of 16, 24 or 32 bytes. It returns
+// nil for an empty key.
+func (s StoreConfig) EncryptionKeyBytes() ([]byte, error) {
+	raw := strings.TrimSpace(s.EncryptionKey.Reveal())
+	if raw == "" {
+		return nil, nil
+	}
+	if len(raw) == 32 || len(raw) == 48 || len(raw) == 64 {
+		if b, err := hex.DecodeString(raw); err == nil {
+			return b, nil
+		}
+	}
+	b, err := base64.StdEncoding.DecodeString(raw)
+	if err != nil {
+		b, err = base64.RawStdEncoding.DecodeString(raw)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("must be 16, 24 or 32 bytes written as hex (32, 48 or 64 digits) or standard base64")
+	}
+	if n := len(b); n != 16 && n != 24 && n != 32 {
+		return nil, fmt.Errorf("decodes to %d bytes; must be 16, 24 or 32 bytes written as hex or standard base64", n)
+	}
+	return b, nil
+}
+
+func (v *validator) auth() error {
+	a := v.cfg.Auth
+	if !oneOf(a.Mode, "proxy", "authkit") {
+		return v.fail("auth.mode", a.Mode, "must be one of proxy, authkit")
+	}
+	if v.cfg.Production() {
+		if !a.WorkOSAPIKey.IsSet() {
+			return v.missing("auth.workos_api_key", "is required in production mode (WORKOS_CLIENT_ID is set): set WORKOS_CLIENT_SECRET to the WorkOS API key")
+		}
+		if !a.CookieEncryptionKey.IsSet() {
+			return v.missing("auth.cookie_encryption_key", "is required in production mode (WORKOS_CLIENT_ID is set): set COOKIE_ENCRYPTION_KEY to at least 32 random bytes")
+		}
+		if a.Mode == "authkit" && a.AuthKitDomain == "" {
+			return v.missing("auth.authkit_domain", `is required when auth.mode is "authkit" in production mode: set it to your AuthKit domain, for example "https://example.authkit.app"`)
+		}
+	}
+	if a.CookieEncryptionKey.IsSet() && len(a.CookieEncryptionKey.Reveal()) < 32 {
+		return v.fail("auth.cookie_encryption_key", a.CookieEncryptionKey.Reveal(), fmt.Sprintf("is %d bytes long; must be at least 32 bytes", len(a.CookieEncryptionKey.Reveal())))
+	}
+	if a.AuthKitDomain != "" {
+		if err := v.serviceURL("auth.authkit_domain", a.AuthKitDomain); err != nil {
+			return err
+		}
+	}
+	if a.WorkOSAPIURL != "" {
+		if err := v.serviceURL("auth.workos_api_url", a.WorkOSAPIURL); err != nil {
+			return err
+		}
+	}
+	ttls := []struct {
+		key    string
+		d      time.Duration
+		lo, hi time.Duration
+	}{
+		{"auth.access_token_ttl", a.AccessTokenTTL, time.Minute, 24 * time.Hour},
+		{"auth.refresh_token_ttl", a.RefreshTokenTTL, time.Hour, 8760 * time.Hour},
+		{"auth.code_ttl", a.CodeTTL, 10 * time.Second, 10 * time.Minute},
+		{"auth.client_ttl", a.ClientTTL, time.Hour, 8760 * time.Hour},
+	}
+	for _, t := range ttls {
+		if err := v.durationRange(t.key, t.d, t.lo, t.hi); err != nil {
+			return err
+		}
+	}
+	if a.RefreshTokenTTL <= a.AccessTokenTTL {
+		return v.fail("auth.refresh_token_ttl", formatDuration(a.RefreshTokenTTL), fmt.Sprintf("must be longer than auth.access_token_ttl (%s)", formatDuration(a.AccessTokenTTL)))
+	}
+	if !v.cfg.Production() && len(a.DevUsers) == 0 {
+		return v.missing("auth.dev_users", "needs at least one user in development mode (no WORKOS_CLIENT_ID)")
+	}
+	seen := map[string]bool{}
+	for i, u := range a.DevUsers {
+		key := fmt.Sprintf("auth.dev_users[%d]", i)
+		email := strings.ToLower(strings.TrimSpace(u.Email))
+		at := strings.IndexByte(email, '@')
+		if at < 1 || at == len(email)-1 || strings.ContainsAny(email, " \t<>\"") {
+			return &Error{Source: v.src("auth.dev_users"), Key: key + ".email", Value: quote(u.Email), Problem: "must be an email address such as \"alice@example.com\""}
+		}
+		if seen[email] {
+			return &Error{Source: v.src("auth.dev_users"), Key: key + ".email", Value: quote(u.Email), Problem: "is listed twice; dev user emails must be unique"}
+		}
+		seen[email] = true
+		for _, p := range u.Permissions {
+			if strings.TrimSpace(p) == "" {
+				return &Error{Source: v.src("auth.dev_users"), Key: key + ".permissions", Value: quote(p), Problem: "must not contain empty permission names"}
+			}
+		}
+	}
+	return nil
+}
+
+// serviceURL checks the URL of an outside service we call: absolute,
+// https unless it is on this machine.
+func (v *validator) serviceURL(key, raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return v.fail(key, raw, `must be an absolute https URL without query or fragment, for example "https://api.workos.com"`)
+	}
+	if u.Scheme != "https" && !isLoopbackHost(u.Hostname()) {
+		return v.fail(key, raw, "must use https unless the host is a loopback address")
+	}
+	return nil
+}
+
+func (v *validator) plugins() error {
+	p := v.cfg.Plugins
+	if strings.TrimSpace(p.Config) == "" {
+		return v.fail("plugins.config", p.Config, "must name the plugins file")
+	}
+	if strings.TrimSpace(p.Dir) == "" {
+		return v.fail("plugins.dir", p.Dir, "must name the plugin folder")
+	}
+	if p.PoolSize < 0 || p.PoolSize > 1024 {
+		return v.fail("plugins.pool_size", p.PoolSize, "must be between 0 and 1024 (0 means GOMAXPROCS)")
+	}
+	return nil
+}
+
+func (v *validator) src(key string) string {
+	if s := v.sources[key]; s != "default" {
+		return s
+	}
+	return ""
+}
+
+func oneOf(s string, allowed ...string) bool {
+	for _, a := range allowed {
+		if s == a {
+			return true
+		}
+	}
+	return false
+}
