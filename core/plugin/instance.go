@@ -1,0 +1,368 @@
+package plugin
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/sys"
+
+	"github.com/toolgate/toolgate/sdk/abi"
+)
+
+// instance is one instantiated guest. It serves one call at a time.
+type instance struct {
+	p     *loadedPlugin
+	mod   api.Module
+	alloc api.Function
+	call  api.Function
+	// cur is the state of the call the instance is running, read by host
+	// functions, the stdio writers and nanosleep.
+	cur atomic.Pointer[callState]
+}
+
+// callState is what host functions see of the running call. It lives for
+// one call (or one load step) and is reached through the instance.
+type callState struct {
+	ctx      context.Context
+	tool     string
+	callID   string
+	progress func(Progress)
+
+	// pending is the result a host function keeps for result_read.
+	pending []byte
+	// logBytes counts log-line bytes written in this call.
+	logBytes int
+
+	mu       sync.Mutex
+	stdio    bytes.Buffer
+	stdioCut int
+}
+
+type callStateKey struct{}
+
+func (s *callState) with(ctx context.Context) context.Context {
+	return context.WithValue(ctx, callStateKey{}, s)
+}
+
+func stateFrom(ctx context.Context) *callState {
+	s, _ := ctx.Value(callStateKey{}).(*callState)
+	return s
+}
+
+// stdioWriter collects a guest's stdout or stderr into the running call's
+// capped buffer.
+type stdioWriter struct {
+	inst *instance
+}
+
+func (w stdioWriter) Write(b []byte) (int, error) {
+	st := w.inst.cur.Load()
+	if st == nil {
+		return len(b), nil
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	room := w.inst.p.h.cfg.StdioLimit - st.stdio.Len()
+	if room < len(b) {
+		st.stdioCut += len(b) - max(room, 0)
+		b = b[:max(room, 0)]
+	}
+	st.stdio.Write(b)
+	return len(b) + 0, nil
+}
+
+// flushStdio logs what the guest printed during the call.
+func (p *loadedPlugin) flushStdio(st *callState) {
+	st.mu.Lock()
+	out, cut := st.stdio.String(), st.stdioCut
+	st.mu.Unlock()
+	if out == "" && cut == 0 {
+		return
+	}
+	args := []any{"tool", st.tool, "output", out}
+	if st.callID != "" {
+		args = append(args, "call_id", st.callID)
+	}
+	if cut > 0 {
+		args = append(args, "dropped_bytes", cut)
+	}
+	p.log.Info("plugin stdout/stderr", args...)
+}
+
+// nanosleep is the guest's real sleep; it returns early when the running
+// call's context is done, so a sleeping guest does not outlive its deadline.
+func (inst *instance) nanosleep(ns int64) {
+	if ns <= 0 {
+		return
+	}
+	t := time.NewTimer(time.Duration(ns))
+	defer t.Stop()
+	var done <-chan struct{}
+	if st := inst.cur.Load(); st != nil {
+		done = st.ctx.Done()
+	}
+	select {
+	case <-t.C:
+	case <-done:
+	}
+}
+
+// newInstance instantiates the plugin once, runs _initialize, and caches
+// the export handles.
+func (p *loadedPlugin) newInstance(ctx context.Context) (*instance, error) {
+	inst := &instance{p: p}
+	st := &callState{ctx: ctx, tool: "(initialize)"}
+	inst.cur.Store(st)
+	defer inst.cur.Store(nil)
+	defer p.flushStdio(st)
+	cfg := wazero.NewModuleConfig().
+		WithName("").
+		WithSysWalltime().
+		WithSysNanotime().
+		WithNanosleep(inst.nanosleep).
+		WithRandSource(rand.Reader).
+		WithStdout(stdioWriter{inst}).
+		WithStderr(stdioWriter{inst})
+	if p.hasInit {
+		cfg = cfg.WithStartFunctions(abi.ExportInitialize)
+	} else {
+		cfg = cfg.WithStartFunctions()
+	}
+	mod, err := p.rt.InstantiateModule(st.with(ctx), p.cm, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("instantiate: %w", err)
+	}
+	inst.mod = mod
+	inst.alloc = mod.ExportedFunction(abi.ExportAlloc)
+	inst.call = mod.ExportedFunction(abi.ExportCall)
+	p.h.metrics.instances.WithLabelValues(p.src.name).Inc()
+	return inst, nil
+}
+
+// discard closes an instance that must not serve again.
+func (p *loadedPlugin) discard(ctx context.Context, inst *instance) {
+	if inst == nil || inst.mod == nil {
+		return
+	}
+	_ = inst.mod.Close(context.WithoutCancel(ctx))
+	p.h.metrics.instances.WithLabelValues(p.src.name).Dec()
+}
+
+func (inst *instance) checkVersion(ctx context.Context) error {
+	st := &callState{ctx: ctx, tool: "(abi version)"}
+	inst.cur.Store(st)
+	defer inst.cur.Store(nil)
+	defer inst.p.flushStdio(st)
+	res, err := inst.mod.ExportedFunction(abi.ExportABIVersion).Call(st.with(ctx))
+	if err != nil {
+		return fmt.Errorf("%s: %w", abi.ExportABIVersion, err)
+	}
+	if v := int32(res[0]); v != abi.Version {
+		return fmt.Errorf("plugin speaks ABI version %d, but this host speaks ABI version %d; rebuild it against a matching SDK", v, abi.Version)
+	}
+	return nil
+}
+
+func (inst *instance) readManifest(ctx context.Context) ([]byte, error) {
+	st := &callState{ctx: ctx, tool: "(manifest)"}
+	inst.cur.Store(st)
+	defer inst.cur.Store(nil)
+	defer inst.p.flushStdio(st)
+	res, err := inst.mod.ExportedFunction(abi.ExportManifest).Call(st.with(ctx))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", abi.ExportManifest, err)
+	}
+	ptr, n := abi.Unpack(res[0])
+	if n > abi.MaxManifestBytes {
+		return nil, fmt.Errorf("manifest is %d bytes, over the %d byte limit", n, abi.MaxManifestBytes)
+	}
+	b, ok := inst.mod.Memory().Read(ptr, n)
+	if !ok {
+		return nil, fmt.Errorf("manifest pointer %#x+%d is outside the plugin's memory", ptr, n)
+	}
+	return bytes.Clone(b), nil
+}
+
+// acquire takes a call slot and an instance: an idle warm one, or a fresh
+// one. It waits for a slot until ctx is done.
+func (p *loadedPlugin) acquire(ctx context.Context) (*instance, error) {
+	select {
+	case p.sem <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	if p.isolation == IsolationPooled {
+		select {
+		case inst := <-p.idle:
+			return inst, nil
+		default:
+		}
+	}
+	inst, err := p.newInstance(ctx)
+	if err != nil {
+		<-p.sem
+		return nil, err
+	}
+	return inst, nil
+}
+
+// release returns a healthy instance to the pool (or closes it) and frees
+// the call slot.
+func (p *loadedPlugin) release(ctx context.Context, inst *instance, healthy bool) {
+	if healthy && p.isolation == IsolationPooled && inst.mod.Memory().Size() <= p.recycleAbove {
+		select {
+		case p.idle <- inst:
+			inst = nil
+		default:
+		}
+	}
+	if inst != nil {
+		p.discard(ctx, inst)
+	}
+	<-p.sem
+}
+
+// run executes one tool call. It returns the guest's result, or an *Error.
+func (p *loadedPlugin) run(ctx context.Context, tool string, input []byte, opts CallOptions) (abi.CallResult, error) {
+	lim := p.tools[tool]
+	fail := func(kind ErrorKind, cause error, format string, args ...any) (abi.CallResult, error) {
+		return abi.CallResult{}, &Error{Kind: kind, Plugin: p.src.name, Tool: tool, Message: fmt.Sprintf(format, args...), Err: cause}
+	}
+	cctx, cancel := context.WithTimeout(ctx, lim.timeout)
+	defer cancel()
+	ctxErr := func(err error) (abi.CallResult, error) {
+		if ctx.Err() != nil && !errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return fail(ErrKindCancelled, err, "the call was cancelled")
+		}
+		return fail(ErrKindTimeout, err, "the call did not finish within %s", lim.timeout)
+	}
+
+	inst, err := p.acquire(cctx)
+	if err != nil {
+		if cctx.Err() != nil {
+			return ctxErr(err)
+		}
+		p.log.Error("cannot start a plugin instance", "tool", tool, "err", err)
+		return fail(ErrKindUnavailable, err, "the plugin could not start an instance")
+	}
+	st := &callState{ctx: cctx, tool: tool, callID: opts.CallID, progress: opts.Progress}
+	inst.cur.Store(st)
+	healthy := false
+	defer func() {
+		inst.cur.Store(nil)
+		p.flushStdio(st)
+		p.release(ctx, inst, healthy)
+	}()
+
+	mem := inst.mod.Memory()
+	res, err := inst.alloc.Call(st.with(cctx), uint64(len(input)))
+	if err != nil {
+		return p.callFailed(ctx, cctx, st, inst, tool, lim, err, ctxErr)
+	}
+	ptr := uint32(res[0])
+	if ptr == 0 || !mem.Write(ptr, input) {
+		return fail(ErrKindTrap, nil, "the plugin could not allocate %d bytes for the call input", len(input))
+	}
+	res, err = inst.call.Call(st.with(cctx), uint64(ptr), uint64(len(input)))
+	if err != nil {
+		return p.callFailed(ctx, cctx, st, inst, tool, lim, err, ctxErr)
+	}
+	if size := int64(mem.Size()); size > lim.memory {
+		return fail(ErrKindMemory, nil, "the call grew the plugin's memory to %d MiB, over its limit of %d MiB", size>>20, lim.memory>>20)
+	}
+	optr, olen := abi.Unpack(res[0])
+	if int64(olen) > lim.maxOutput {
+		return fail(ErrKindOutputTooLarge, nil, "the result is %d bytes, over the limit of %d bytes", olen, lim.maxOutput)
+	}
+	out, ok := mem.Read(optr, olen)
+	if !ok {
+		return fail(ErrKindBadOutput, nil, "the result pointer %#x+%d is outside the plugin's memory", optr, olen)
+	}
+	var cr abi.CallResult
+	if err := decodeResult(out, &cr); err != nil {
+		return fail(ErrKindBadOutput, err, "the result is not a valid call result: %v", err)
+	}
+	healthy = true
+	if cr.Error != nil {
+		return abi.CallResult{}, &Error{Kind: ErrKindGuest, Plugin: p.src.name, Tool: tool, Code: cr.Error.Code,
+			Message: fmt.Sprintf("%s: %s", cr.Error.Code, truncate(cr.Error.Message, 1024))}
+	}
+	return cr, nil
+}
+
+// callFailed classifies an error returned by a guest export.
+func (p *loadedPlugin) callFailed(ctx, cctx context.Context, st *callState, inst *instance, tool string, lim limits, err error,
+	ctxErr func(error) (abi.CallResult, error)) (abi.CallResult, error) {
+	if cctx.Err() != nil {
+		return ctxErr(err)
+	}
+	st.mu.Lock()
+	stdio := st.stdio.String()
+	st.mu.Unlock()
+	fail := func(kind ErrorKind, format string, args ...any) (abi.CallResult, error) {
+		return abi.CallResult{}, &Error{Kind: kind, Plugin: p.src.name, Tool: tool, Message: fmt.Sprintf(format, args...), Err: err}
+	}
+	if strings.Contains(stdio, "out of memory") || int64(inst.mod.Memory().Size())+wasmPageSize > lim.memory {
+		return fail(ErrKindMemory, "the plugin ran out of memory (limit %d MiB)", lim.memory>>20)
+	}
+	reason := firstLine(err.Error())
+	var exit *sys.ExitError
+	if errors.As(err, &exit) {
+		reason = fmt.Sprintf("the plugin exited with code %d", exit.ExitCode())
+	}
+	if i := strings.Index(stdio, "panic: "); i >= 0 {
+		reason += " (" + truncate(firstLine(stdio[i:]), 200) + ")"
+	}
+	return fail(ErrKindTrap, "the plugin crashed: %s", reason)
+}
+
+// decodeResult parses a CallResult strictly.
+func decodeResult(b []byte, cr *abi.CallResult) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(cr); err != nil {
+		return err
+	}
+	if dec.More() {
+		return errors.New("trailing data after the JSON value")
+	}
+	for i, c := range cr.Content {
+		switch c.Type {
+		case abi.ContentText:
+		case abi.ContentImage:
+			if c.MimeType == "" || len(c.Data) == 0 {
+				return fmt.Errorf("content %d: an image needs data and mime_type", i)
+			}
+		default:
+			return fmt.Errorf("content %d: unknown type %q", i, c.Type)
+		}
+	}
+	if cr.Error != nil && cr.Error.Code == "" {
+		return errors.New("error without a code")
+	}
+	return nil
+}
+
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}

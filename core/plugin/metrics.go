@@ -1,0 +1,74 @@
+package plugin
+
+import (
+	"errors"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are the host's Prometheus collectors, all labelled by plugin.
+type metrics struct {
+	calls     *prometheus.CounterVec   // plugin, tool
+	errors    *prometheus.CounterVec   // plugin, tool, kind
+	duration  *prometheus.HistogramVec // plugin, tool
+	instances *prometheus.GaugeVec     // plugin
+	compile   *prometheus.HistogramVec // plugin
+	load      *prometheus.HistogramVec // plugin
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		calls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "toolgate", Subsystem: "plugin", Name: "calls_total",
+			Help: "Tool calls run by the plugin host.",
+		}, []string{"plugin", "tool"}),
+		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "toolgate", Subsystem: "plugin", Name: "call_errors_total",
+			Help: "Failed tool calls by kind (timeout, trap, memory_limit, ...).",
+		}, []string{"plugin", "tool", "kind"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: "toolgate", Subsystem: "plugin", Name: "call_duration_seconds",
+			Help:    "Wall time of tool calls, including waiting for an instance.",
+			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+		}, []string{"plugin", "tool"}),
+		instances: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: "toolgate", Subsystem: "plugin", Name: "instances",
+			Help: "Live plugin instances (idle and busy).",
+		}, []string{"plugin"}),
+		compile: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: "toolgate", Subsystem: "plugin", Name: "compile_seconds",
+			Help:    "Time to compile a plugin (or fetch it from the compilation cache).",
+			Buckets: prometheus.ExponentialBuckets(0.01, 2, 12),
+		}, []string{"plugin"}),
+		load: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: "toolgate", Subsystem: "plugin", Name: "load_seconds",
+			Help:    "Time to load a plugin: read, verify, compile, instantiate, validate.",
+			Buckets: prometheus.ExponentialBuckets(0.01, 2, 12),
+		}, []string{"plugin"}),
+	}
+	var err error
+	m.calls = register(reg, m.calls, &err)
+	m.errors = register(reg, m.errors, &err)
+	m.duration = register(reg, m.duration, &err)
+	m.instances = register(reg, m.instances, &err)
+	m.compile = register(reg, m.compile, &err)
+	m.load = register(reg, m.load, &err)
+	return m, err
+}
+
+// register registers c, or returns the identical collector registered
+// before (a second Host on the same registry shares the metrics).
+func register[C prometheus.Collector](reg prometheus.Registerer, c C, errp *error) C {
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if existing, ok := are.ExistingCollector.(C); ok {
+				return existing
+			}
+		}
+		if *errp == nil {
+			*errp = err
+		}
+	}
+	return c
+}

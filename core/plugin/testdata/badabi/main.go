@@ -1,0 +1,21 @@
+// Command badabi is a test plugin that reports an ABI version the host does
+// not speak.
+package main
+
+import "unsafe"
+
+func main() {}
+
+var buf = make([]byte, 64)
+
+//go:wasmexport toolgate_abi_version
+func abiVersion() int32 { return 99 }
+
+//go:wasmexport toolgate_alloc
+func alloc(size int32) int32 { return int32(uintptr(unsafe.Pointer(&buf[0]))) }
+
+//go:wasmexport toolgate_manifest
+func manifest() uint64 { return 0 }
+
+//go:wasmexport toolgate_call
+func call(ptr, n int32) uint64 { return 0 }
