@@ -1,7 +1,6 @@
 package devauthkit
 
 import (
-	"bytes"
 	"crypto"
 	"crypto/rand"
 	"crypto/rsa"
@@ -61,12 +60,8 @@ func parseAuthenticateRequest(contentType string, body []byte) (authenticateRequ
 	}
 	switch mt {
 	case "application/json":
-		dec := json.NewDecoder(bytes.NewReader(body))
-		if err := dec.Decode(&req); err != nil {
-			return req, oauthError(http.StatusBadRequest, "invalid_request", "Malformed JSON body.")
-		}
-		if dec.More() {
-			return req, oauthError(http.StatusBadRequest, "invalid_request", "Trailing data after the JSON body.")
+		if err := json.Unmarshal(body, &req); err != nil {
+			return authenticateRequest{}, oauthError(http.StatusBadRequest, "invalid_request", "Malformed JSON body.")
 		}
 	case "application/x-www-form-urlencoded":
 		v, err := url.ParseQuery(string(body))
