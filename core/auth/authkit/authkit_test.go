@@ -277,6 +277,18 @@ func TestSignInRefreshRevoke(t *testing.T) {
 	}
 }
 
+func TestRefreshIntoAnotherOrganization(t *testing.T) {
+	e := newEnv(t, nil)
+	code, verifier := e.signIn(t, "alice@example.com")
+	id, err := e.up.ExchangeCode(t.Context(), code, verifier)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.up.Refresh(t.Context(), id.RefreshToken, "org_other"); !errors.Is(err, authkit.ErrUpstreamGrantInvalid) {
+		t.Fatalf("refresh into an organization alice is not in: error %v, want ErrUpstreamGrantInvalid", err)
+	}
+}
+
 func TestBobHasNoPermissions(t *testing.T) {
 	e := newEnv(t, nil)
 	code, verifier := e.signIn(t, "bob@example.com")
@@ -290,9 +302,9 @@ func TestBobHasNoPermissions(t *testing.T) {
 	if id.Permissions == nil || len(id.Permissions) != 0 {
 		t.Errorf("permissions = %#v, want empty", id.Permissions)
 	}
-	alice := newEnv(t, nil) // a separate server derives the same stable ids
-	code, verifier = alice.signIn(t, "bob@example.com")
-	id2, err := alice.up.ExchangeCode(t.Context(), code, verifier)
+	other := newEnv(t, nil) // a separate server derives the same stable ids
+	code, verifier = other.signIn(t, "bob@example.com")
+	id2, err := other.up.ExchangeCode(t.Context(), code, verifier)
 	if err != nil {
 		t.Fatal(err)
 	}

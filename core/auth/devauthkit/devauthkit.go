@@ -37,6 +37,9 @@ const (
 	refreshTokenTTL = 30 * 24 * time.Hour
 	// keyBits is the size of the generated signing key.
 	keyBits = 2048
+	// maxPending caps rendered-but-unused login pages and unredeemed codes,
+	// so a loop hitting the login page cannot grow memory without bound.
+	maxPending = 10000
 )
 
 // User is a development user offered on the login page.
@@ -434,9 +437,18 @@ func (s *Server) sweepLocked(now time.Time) {
 			delete(s.codes, k)
 		}
 	}
+	live := make(map[string]bool, len(s.sessions))
 	for k, t := range s.refresh {
 		if !now.Before(t.expires) {
 			delete(s.refresh, k)
+			continue
+		}
+		live[t.sessionID] = true
+	}
+	// A session without an unexpired refresh token can never be used again.
+	for id := range s.sessions {
+		if !live[id] {
+			delete(s.sessions, id)
 		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -529,5 +530,53 @@ func TestDefaultUsers(t *testing.T) {
 	}
 	if got := s.Users()[0].Permissions; len(got) != 1 || got[0] != "p" {
 		t.Errorf("permissions after SetPermissions = %q", got)
+	}
+}
+
+func TestExpiryAndLimits(t *testing.T) {
+	clock := time.Unix(1_800_000_000, 0)
+	s := newTestServer(t, func(c *Config) { c.Now = func() time.Time { return clock } })
+	verifier := strings.Repeat("z", 43)
+	rec := login(t, s, authorizeQuery(s, challengeOf(verifier)), "alice@example.com")
+	loc, _ := url.Parse(rec.Header().Get("Location"))
+	status, body := authenticate(s, map[string]string{
+		"client_id": s.ClientID(), "client_secret": s.APIKey(), "grant_type": "authorization_code",
+		"code": loc.Query().Get("code"), "code_verifier": verifier,
+	})
+	if status != http.StatusOK {
+		t.Fatalf("redeem: %d %v", status, body)
+	}
+
+	// An unused refresh token expires, and its session is dropped with it.
+	clock = clock.Add(refreshTokenTTL)
+	status, _ = authenticate(s, map[string]string{
+		"client_id": s.ClientID(), "client_secret": s.APIKey(), "grant_type": "refresh_token",
+		"refresh_token": body["refresh_token"].(string),
+	})
+	if status != http.StatusBadRequest {
+		t.Errorf("expired refresh token: %d, want 400", status)
+	}
+	s.mu.Lock()
+	sessions, refresh := len(s.sessions), len(s.refresh)
+	s.mu.Unlock()
+	if sessions != 0 || refresh != 0 {
+		t.Errorf("%d sessions and %d refresh tokens left after expiry, want 0", sessions, refresh)
+	}
+
+	// A full table of pending logins refuses new ones instead of growing.
+	s.mu.Lock()
+	for i := range maxPending {
+		s.pending[fmt.Sprint(i)] = &pendingLogin{expires: clock.Add(time.Minute)}
+	}
+	s.mu.Unlock()
+	page := do(s, httptest.NewRequest(http.MethodGet, "/user_management/authorize?"+authorizeQuery(s, challengeOf(verifier)).Encode(), nil))
+	if page.Code != http.StatusTooManyRequests {
+		t.Errorf("login page with a full pending table: %d, want 429", page.Code)
+	}
+	// Once they expire, sign-in works again.
+	clock = clock.Add(time.Minute)
+	page = do(s, httptest.NewRequest(http.MethodGet, "/user_management/authorize?"+authorizeQuery(s, challengeOf(verifier)).Encode(), nil))
+	if page.Code != http.StatusOK {
+		t.Errorf("login page after the pending logins expired: %d, want 200", page.Code)
 	}
 }

@@ -97,6 +97,11 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 	now := s.now()
 	s.mu.Lock()
 	s.sweepLocked(now)
+	if len(s.pending) >= maxPending {
+		s.mu.Unlock()
+		s.pageError(w, http.StatusTooManyRequests, "Too many sign-ins in progress; try again in a few minutes.")
+		return
+	}
 	s.pending[loginID] = &pendingLogin{
 		csrf:          csrf,
 		browser:       browser,
@@ -154,6 +159,11 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	delete(s.pending, loginID)
+	if len(s.codes) >= maxPending {
+		s.mu.Unlock()
+		s.pageError(w, http.StatusTooManyRequests, "Too many unredeemed codes; try again in a few minutes.")
+		return
+	}
 	code := randomToken()
 	s.codes[code] = &authCode{
 		email:         u.Email,
