@@ -284,6 +284,12 @@ func (u *Upstream) ExchangeCode(ctx context.Context, code, codeVerifier string) 
 // role and permissions. organizationID, when set, keeps the session in that
 // organization. An invalid_grant answer wraps ErrUpstreamGrantInvalid;
 // network failures and 5xx answers wrap ErrUpstreamUnavailable.
+//
+// Refresh tokens are single-use, so once WorkOS has accepted the presented
+// token the old one is gone. If a later step fails (the JWKS cannot be
+// fetched, the token does not verify), Refresh returns the error together
+// with an Identity whose only field is the rotated RefreshToken: the caller
+// must store it in place of the old one, or the grant is lost.
 func (u *Upstream) Refresh(ctx context.Context, refreshToken, organizationID string) (Identity, error) {
 	if refreshToken == "" {
 		return Identity{}, fmt.Errorf("authkit: refresh: %w: empty refresh token", ErrUpstreamGrantInvalid)
@@ -296,15 +302,16 @@ func (u *Upstream) Refresh(ctx context.Context, refreshToken, organizationID str
 	if err != nil {
 		return Identity{}, fmt.Errorf("authkit: refresh: %w", classify("authenticate with refresh token", err))
 	}
-	claims, err := u.VerifyAccessToken(ctx, res.AccessToken, "")
-	if err != nil {
-		return Identity{}, fmt.Errorf("authkit: refresh: %w", err)
-	}
-	if organizationID != "" && claims.OrganizationID != organizationID {
-		return Identity{}, fmt.Errorf("authkit: refresh: token org_id %q, want %q", claims.OrganizationID, organizationID)
-	}
 	if res.RefreshToken == "" {
 		return Identity{}, errors.New("authkit: refresh: response has no refresh token")
+	}
+	rotated := Identity{RefreshToken: res.RefreshToken}
+	claims, err := u.VerifyAccessToken(ctx, res.AccessToken, "")
+	if err != nil {
+		return rotated, fmt.Errorf("authkit: refresh: %w", err)
+	}
+	if organizationID != "" && claims.OrganizationID != organizationID {
+		return rotated, fmt.Errorf("authkit: refresh: token org_id %q, want %q", claims.OrganizationID, organizationID)
 	}
 	id := identityFromClaims(claims, res.RefreshToken)
 	u.logger.DebugContext(ctx, "authkit: session refreshed", "user", id.UserID, "session", id.SessionID)

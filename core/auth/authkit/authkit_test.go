@@ -289,6 +289,45 @@ func TestRefreshIntoAnotherOrganization(t *testing.T) {
 	}
 }
 
+// failingJWKS fails every JWKS request and passes the rest through.
+type failingJWKS struct{ next http.RoundTripper }
+
+func (f failingJWKS) RoundTrip(r *http.Request) (*http.Response, error) {
+	if strings.Contains(r.URL.Path, "/sso/jwks/") {
+		return nil, errors.New("jwks unreachable")
+	}
+	return f.next.RoundTrip(r)
+}
+
+func TestRefreshKeepsRotatedTokenWhenVerificationFails(t *testing.T) {
+	e := newEnv(t, nil)
+	code, verifier := e.signIn(t, "alice@example.com")
+	id, err := e.up.ExchangeCode(t.Context(), code, verifier)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A fresh Upstream (empty key cache) that cannot reach the JWKS.
+	cut, err := authkit.New(authkit.Config{
+		ClientID: e.dev.ClientID(), APIKey: e.dev.APIKey(), APIBaseURL: e.apiBase,
+		HTTPClient: &http.Client{Transport: failingJWKS{next: http.DefaultTransport}},
+		Logger:     slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rotated, err := cut.Refresh(t.Context(), id.RefreshToken, id.OrganizationID)
+	if !errors.Is(err, authkit.ErrUpstreamUnavailable) {
+		t.Fatalf("error = %v, want ErrUpstreamUnavailable", err)
+	}
+	if rotated.RefreshToken == "" || rotated.RefreshToken == id.RefreshToken || rotated.UserID != "" {
+		t.Fatalf("identity alongside the error = %+v, want only the rotated refresh token", rotated)
+	}
+	// The rotated token is the live one.
+	if _, err := e.up.Refresh(t.Context(), rotated.RefreshToken, id.OrganizationID); err != nil {
+		t.Errorf("refresh with the rotated token: %v", err)
+	}
+}
+
 func TestBobHasNoPermissions(t *testing.T) {
 	e := newEnv(t, nil)
 	code, verifier := e.signIn(t, "bob@example.com")

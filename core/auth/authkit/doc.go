@@ -32,5 +32,7 @@
 // [ErrUpstreamUnavailable] for network failures, timeouts and 5xx/429
 // answers (the caller may retry later). Other rejections are returned as an
 // [*UpstreamError] naming the HTTP status and WorkOS error code. Error values
-// and log lines never contain tokens, codes or secrets.
+// and log lines never contain tokens, codes or secrets. When WorkOS accepted
+// a refresh but a later check failed, Refresh still returns the rotated
+// refresh token alongside the error (see [Upstream.Refresh]).
 package authkit

@@ -580,3 +580,43 @@ func TestExpiryAndLimits(t *testing.T) {
 		t.Errorf("login page after the pending logins expired: %d, want 200", page.Code)
 	}
 }
+
+func TestRefreshRotation(t *testing.T) {
+	s := newTestServer(t, nil)
+	verifier := strings.Repeat("r", 43)
+	rec := login(t, s, authorizeQuery(s, challengeOf(verifier)), "alice@example.com")
+	loc, _ := url.Parse(rec.Header().Get("Location"))
+	_, first := authenticate(s, map[string]string{
+		"client_id": s.ClientID(), "client_secret": s.APIKey(), "grant_type": "authorization_code",
+		"code": loc.Query().Get("code"), "code_verifier": verifier,
+	})
+	refresh := func(rt string) (int, map[string]any) {
+		return authenticate(s, map[string]string{
+			"client_id": s.ClientID(), "client_secret": s.APIKey(), "grant_type": "refresh_token", "refresh_token": rt,
+		})
+	}
+	if err := s.SetPermissions("alice@example.com", []string{"a", "b"}); err != nil {
+		t.Fatal(err)
+	}
+	status, second := refresh(first["refresh_token"].(string))
+	if status != http.StatusOK {
+		t.Fatalf("refresh: %d %v", status, second)
+	}
+	if second["refresh_token"] == first["refresh_token"] {
+		t.Error("refresh token not rotated")
+	}
+	c1, c2 := decodeClaims(t, first["access_token"].(string)), decodeClaims(t, second["access_token"].(string))
+	if c1["sid"] != c2["sid"] || c1["sub"] != c2["sub"] || c1["jti"] == c2["jti"] {
+		t.Errorf("claims across refresh: %v then %v", c1, c2)
+	}
+	if got := fmt.Sprint(c2["permissions"]); got != "[a b]" {
+		t.Errorf("permissions after SetPermissions = %s, want [a b]", got)
+	}
+	status, body := refresh(first["refresh_token"].(string))
+	if status != http.StatusBadRequest || body["error"] != "invalid_grant" {
+		t.Errorf("reused refresh token: %d %v, want 400 invalid_grant", status, body)
+	}
+	if status, _ := refresh(second["refresh_token"].(string)); status != http.StatusOK {
+		t.Errorf("the rotated token stopped working after a reuse attempt: %d", status)
+	}
+}
