@@ -1,0 +1,266 @@
+// Package server is toolgate's composition root: it opens the store, owns
+// the metrics registry and the readiness checks, mounts every HTTP route
+// and runs the HTTP server until its context ends, then drains in-flight
+// requests and closes what it opened.
+//
+// It is the only core package that picks concrete implementations (the
+// store backend today; the auth upstream, the plugin host and the tool gate
+// as they land), and nothing but cmd/toolgate imports it.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/toolgate/toolgate/core/config"
+	"github.com/toolgate/toolgate/core/store"
+	"github.com/toolgate/toolgate/core/store/badgerstore"
+)
+
+// ErrDataDirLocked is returned (wrapped) by [New] and [Run] when another
+// process holds the store's data directory.
+var ErrDataDirLocked = badgerstore.ErrLocked
+
+// storeOpener opens a store backend from the configuration.
+type storeOpener func(ctx context.Context, cfg config.StoreConfig, logger *slog.Logger) (store.Store, error)
+
+// backends maps store.backend to its implementation. Adding a backend is
+// one entry here and one allowed value in core/config.
+var backends = map[string]storeOpener{
+	"badger": openBadger,
+}
+
+func openBadger(ctx context.Context, cfg config.StoreConfig, logger *slog.Logger) (store.Store, error) {
+	key, err := cfg.EncryptionKeyBytes()
+	if err != nil {
+		return nil, fmt.Errorf("store.encryption_key: %w", err)
+	}
+	s, err := badgerstore.Open(ctx, badgerstore.Options{
+		Dir:           cfg.Dir,
+		EncryptionKey: key,
+		SyncWrites:    cfg.SyncWrites,
+		GCInterval:    cfg.GCInterval,
+		Logger:        logger,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// ReadinessCheck is one condition /readyz requires. Check must return
+// quickly; it runs with a deadline of [ReadinessTimeout].
+type ReadinessCheck struct {
+	// Name identifies the check in the /readyz body, for example "store".
+	Name string
+	// Check returns nil when the component is ready.
+	Check func(ctx context.Context) error
+}
+
+// ReadinessTimeout bounds each readiness check.
+const ReadinessTimeout = 2 * time.Second
+
+// Server is toolgate's HTTP server with everything it serves. Build it
+// with [New], then call [Server.Serve] or use [Run].
+type Server struct {
+	cfg   config.Config
+	log   *slog.Logger
+	store store.Store
+
+	reg     *prometheus.Registry
+	metrics *httpMetrics
+	mux     *http.ServeMux
+	handler http.Handler
+
+	mu     sync.Mutex
+	checks []ReadinessCheck
+
+	// allowedHosts is the Host allowlist, a map[string]bool; Serve replaces
+	// it once the real listen port is known.
+	allowedHosts atomic.Pointer[map[string]bool]
+	draining     atomic.Bool
+	closeOnce    sync.Once
+	closeErr     error
+
+	// testHookShutdown, when set, runs as soon as a graceful shutdown
+	// starts (tests synchronise on it).
+	testHookShutdown func()
+}
+
+// New opens the configured store and builds the server. The caller must
+// eventually call Serve (which closes everything when it returns) or
+// Close. A data directory held by another process returns an error
+// wrapping [ErrDataDirLocked].
+func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Server, error) {
+	open, ok := backends[cfg.Store.Backend]
+	if !ok {
+		return nil, fmt.Errorf("store.backend %q is not available", cfg.Store.Backend)
+	}
+	return newServer(ctx, cfg, logger, open)
+}
+
+func newServer(ctx context.Context, cfg config.Config, logger *slog.Logger, open storeOpener) (*Server, error) {
+	if logger == nil {
+		logger = slog.Default()
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	st, err := open(ctx, cfg.Store, logger.With("component", "store"))
+	if err != nil {
+		return nil, fmt.Errorf("open the store in %q: %w", cfg.Store.Dir, err)
+	}
+	s := &Server{
+		cfg:   cfg,
+		log:   logger,
+		store: st,
+		reg:   prometheus.NewRegistry(),
+		mux:   http.NewServeMux(),
+	}
+	s.setAllowedHosts(cfg.AllowedHosts())
+	s.reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		collectors.NewBuildInfoCollector(),
+	)
+	s.metrics = newHTTPMetrics(s.reg)
+	s.AddReadinessCheck("store", st.Ping)
+	s.routes()
+	s.handler = s.middleware(s.mux)
+	return s, nil
+}
+
+// routes mounts every route on s.mux. The auth routes (OAuth endpoints and
+// /.well-known metadata), the MCP routes (/mcp, /sse) and the plugin host
+// are composed here as they are built; each registers its own readiness
+// check with AddReadinessCheck and its own metrics with Registerer.
+func (s *Server) routes() {
+	s.mux.HandleFunc("GET /healthz", s.healthz)
+	s.mux.HandleFunc("GET /readyz", s.readyz)
+	s.mux.Handle("GET /metrics", s.metricsHandler())
+}
+
+// Registerer is where other components register their Prometheus
+// collectors; they are served on /metrics.
+func (s *Server) Registerer() prometheus.Registerer { return s.reg }
+
+// AddReadinessCheck adds a condition /readyz requires, for example "plugin
+// set loaded". It is safe to call while serving.
+func (s *Server) AddReadinessCheck(name string, check func(ctx context.Context) error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.checks = append(s.checks, ReadinessCheck{Name: name, Check: check})
+}
+
+// Handler returns the server's whole HTTP handler, middleware included.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Run builds the server from cfg, listens on server.listen and serves
+// until ctx ends; see [Server.Serve].
+func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
+	s, err := New(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", cfg.Server.Listen)
+	if err != nil {
+		return errors.Join(fmt.Errorf("listen on %s: %w", cfg.Server.Listen, err), s.Close())
+	}
+	return s.Serve(ctx, ln)
+}
+
+// Serve answers requests on ln until ctx ends. Then it stops accepting
+// connections, waits up to server.shutdown_timeout for in-flight requests
+// to finish, and closes the store. It returns nil after a clean drain, and
+// an error if requests had to be cut off or closing failed. Serve closes
+// ln and must be called at most once.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	if tcp, ok := ln.Addr().(*net.TCPAddr); ok && len(s.cfg.Server.AllowedHosts) == 0 {
+		// With port 0 the real port is only known now.
+		c := s.cfg
+		c.Server.Listen = tcp.String()
+		s.setAllowedHosts(c.AllowedHosts())
+	}
+	srv := &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: s.cfg.Server.ReadHeaderTimeout,
+		IdleTimeout:       s.cfg.Server.IdleTimeout,
+		MaxHeaderBytes:    s.cfg.Server.MaxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	mode := "development"
+	if s.cfg.Production() {
+		mode = "production"
+	}
+	s.log.Info("toolgate listening",
+		"addr", ln.Addr().String(),
+		"mode", mode,
+		"public_url", s.cfg.Server.PublicURL,
+		"healthz", s.cfg.Server.PublicURL+"/healthz",
+		"metrics", s.cfg.Server.PublicURL+"/metrics")
+
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+
+	var serveErr error
+	select {
+	case err := <-served:
+		// The listener failed before anyone asked us to stop.
+		serveErr = fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+		s.log.Info("shutting down", "reason", context.Cause(ctx), "timeout", s.cfg.Server.ShutdownTimeout)
+	}
+	s.draining.Store(true)
+	if s.testHookShutdown != nil {
+		srv.RegisterOnShutdown(s.testHookShutdown)
+	}
+	drainCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.Server.ShutdownTimeout)
+	defer cancel()
+	start := time.Now()
+	if err := srv.Shutdown(drainCtx); err != nil {
+		s.log.Warn("in-flight requests did not finish in time; closing their connections", "timeout", s.cfg.Server.ShutdownTimeout)
+		serveErr = errors.Join(serveErr, fmt.Errorf("shutdown: requests still running after %s: %w", s.cfg.Server.ShutdownTimeout, err), srv.Close())
+	}
+	if serveErr == nil {
+		if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) {
+			serveErr = fmt.Errorf("serve: %w", err)
+		}
+	}
+	if err := s.Close(); err != nil {
+		serveErr = errors.Join(serveErr, err)
+	}
+	if serveErr == nil {
+		s.log.Info("stopped", "drain", time.Since(start).Round(time.Millisecond))
+	}
+	return serveErr
+}
+
+// Close releases what New opened (the store). Serve calls it; call it
+// yourself only when Serve never ran. Calling it again returns the first
+// result.
+func (s *Server) Close() error {
+	s.closeOnce.Do(func() {
+		if err := s.store.Close(); err != nil {
+			s.closeErr = fmt.Errorf("close the store: %w", err)
+		}
+	})
+	return s.closeErr
+}
+
+func (s *Server) setAllowedHosts(hosts []string) {
+	m := make(map[string]bool, len(hosts))
+	for _, h := range hosts {
+		m[normalizeHost(h)] = true
+	}
+	s.allowedHosts.Store(&m)
+}
