@@ -341,7 +341,9 @@ func (u *Upstream) RevokeSession(ctx context.Context, sessionID string) error {
 // VerifyAccessToken verifies an AuthKit access token: RS256 signature
 // against the JWKS, issuer, expiry and not-before (30 s leeway), and the
 // audience when audience is non-empty. Failures wrap ErrInvalidToken, or
-// ErrUpstreamUnavailable when the key set could not be fetched.
+// ErrUpstreamUnavailable when the key set could not be fetched; any other
+// error (a JWKS URL answering 404, a key set without RS256 keys) is a
+// configuration problem.
 func (u *Upstream) VerifyAccessToken(ctx context.Context, token, audience string) (Claims, error) {
 	p, err := parseJWT(token)
 	if err != nil {

@@ -44,6 +44,7 @@ type keySet struct {
 	keys      map[string]*rsa.PublicKey
 	fetchedAt time.Time // last successful fetch
 	triedAt   time.Time // last fetch attempt, successful or not
+	lastErr   error     // error of the last fetch attempt, nil on success
 }
 
 // lookup returns the key for kid, fetching the set when it is missing,
@@ -63,14 +64,21 @@ func (ks *keySet) lookup(ctx context.Context, kid string) (*rsa.PublicKey, error
 	}
 	ks.mu.Lock()
 	mayFetch := ks.triedAt.IsZero() || ks.now().Sub(ks.triedAt) >= MinJWKSRefetchInterval
+	haveKeys, lastErr := ks.keys != nil, ks.lastErr
 	ks.mu.Unlock()
 
 	if !mayFetch {
-		if ok {
+		switch {
+		case ok:
 			// Stale, but a fetch was tried moments ago: keep using it.
 			return key, nil
+		case !haveKeys:
+			// No key set yet because WorkOS was unreachable: that is an
+			// outage, not a bad token.
+			return nil, fmt.Errorf("%w: no signing keys yet, last jwks fetch failed: %w", ErrUpstreamUnavailable, lastErr)
+		default:
+			return nil, fmt.Errorf("%w: unknown signing key id %q (key set refetch rate-limited)", ErrInvalidToken, kid)
 		}
-		return nil, fmt.Errorf("%w: unknown signing key id %q (key set refetch rate-limited)", ErrInvalidToken, kid)
 	}
 	if err := ks.fetch(ctx); err != nil {
 		if ok {
@@ -119,13 +127,16 @@ func (ks *keySet) fetch(ctx context.Context) error {
 	ks.mu.Unlock()
 
 	keys, err := ks.download(ctx)
+	ks.mu.Lock()
+	ks.lastErr = err
+	if err == nil {
+		ks.keys = keys
+		ks.fetchedAt = ks.now()
+	}
+	ks.mu.Unlock()
 	if err != nil {
 		return err
 	}
-	ks.mu.Lock()
-	ks.keys = keys
-	ks.fetchedAt = ks.now()
-	ks.mu.Unlock()
 	ks.logger.DebugContext(ctx, "authkit: fetched jwks", "keys", len(keys))
 	return nil
 }

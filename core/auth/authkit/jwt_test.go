@@ -328,6 +328,11 @@ func TestJWKSUnavailable(t *testing.T) {
 	if _, err := up.VerifyAccessToken(t.Context(), tok(), ""); !errors.Is(err, ErrUpstreamUnavailable) {
 		t.Fatalf("first fetch failing: error %v, want ErrUpstreamUnavailable", err)
 	}
+	// Within the refetch interval there is no new fetch, and the outage is
+	// still reported as one, not as a bad token.
+	if _, err := up.VerifyAccessToken(t.Context(), tok(), ""); !errors.Is(err, ErrUpstreamUnavailable) || errors.Is(err, ErrInvalidToken) {
+		t.Fatalf("rate-limited retry during the outage: error %v, want ErrUpstreamUnavailable", err)
+	}
 	fail.Store(false)
 	clock.Advance(MinJWKSRefetchInterval)
 	if _, err := up.VerifyAccessToken(t.Context(), tok(), ""); err != nil {
@@ -394,4 +399,35 @@ func with2(m map[string]string, kv ...string) map[string]string {
 		out[kv[i]] = kv[i+1]
 	}
 	return out
+}
+
+// TestConcurrentColdCache hammers a cold key cache: every verification
+// succeeds and the JWKS is fetched once.
+func TestConcurrentColdCache(t *testing.T) {
+	a, _ := testKeys(t)
+	now := time.Unix(1_800_000_000, 0)
+	js := newJWKSServer(t, jwkJSON("ka", &a.PublicKey))
+	up := newTestUpstream(t, js.URL, &testClock{t: now})
+	tok := signRS256(t, a, map[string]any{"alg": "RS256", "kid": "ka"}, validClaims(now))
+
+	const workers = 32
+	errs := make(chan error, workers)
+	var start sync.WaitGroup
+	start.Add(1)
+	for range workers {
+		go func() {
+			start.Wait()
+			_, err := up.VerifyAccessToken(t.Context(), tok, "")
+			errs <- err
+		}()
+	}
+	start.Done()
+	for range workers {
+		if err := <-errs; err != nil {
+			t.Errorf("VerifyAccessToken: %v", err)
+		}
+	}
+	if n := js.fetches.Load(); n != 1 {
+		t.Errorf("JWKS fetched %d times by %d concurrent verifications, want 1", n, workers)
+	}
 }
