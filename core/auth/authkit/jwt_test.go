@@ -431,3 +431,17 @@ func TestConcurrentColdCache(t *testing.T) {
 		t.Errorf("JWKS fetched %d times by %d concurrent verifications, want 1", n, workers)
 	}
 }
+
+// BenchmarkVerifyAccessToken measures verification with a warm key cache.
+func BenchmarkVerifyAccessToken(b *testing.B) {
+	a, _ := testKeys(b)
+	now := time.Unix(1_800_000_000, 0)
+	up := fuzzUpstream(b, &a.PublicKey, now)
+	tok := signRS256(b, a, map[string]any{"alg": "RS256", "kid": "ka"}, validClaims(now))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := up.VerifyAccessToken(b.Context(), tok, "https://tg.example/mcp"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
