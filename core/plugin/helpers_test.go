@@ -32,36 +32,51 @@ var (
 // returns the .wasm path. Go's build cache makes rebuilding cheap.
 func testWasm(tb testing.TB, name string) string {
 	tb.Helper()
+	return buildWasm(tb, name, "./testdata/"+name)
+}
+
+// buildWasm builds the Go package pkg for wasip1 as a reactor named name,
+// once per test binary.
+func buildWasm(tb testing.TB, name, pkg string) string {
+	tb.Helper()
+	p, err := tryBuildWasm(name, pkg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return p
+}
+
+func tryBuildWasm(name, pkg string) (string, error) {
 	buildMu.Lock()
 	defer buildMu.Unlock()
 	if p, ok := builtWasm[name]; ok {
-		return p
+		return p, nil
 	}
 	if err, ok := buildError[name]; ok {
-		tb.Fatal(err)
+		return "", err
 	}
 	dir := filepath.Join(os.TempDir(), "toolgate-test-wasm")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		tb.Fatal(err)
+		return "", err
 	}
 	out := filepath.Join(dir, name+".wasm")
 	tmp, err := os.CreateTemp(dir, name+"-*.tmp")
 	if err != nil {
-		tb.Fatal(err)
+		return "", err
 	}
 	tmp.Close()
-	cmd := exec.Command("go", "build", "-buildmode=c-shared", "-o", tmp.Name(), "./testdata/"+name)
+	cmd := exec.Command("go", "build", "-buildmode=c-shared", "-o", tmp.Name(), pkg)
 	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm", "CGO_ENABLED=0")
 	if b, err := cmd.CombinedOutput(); err != nil {
 		os.Remove(tmp.Name())
-		buildError[name] = fmt.Errorf("build testdata/%s: %v\n%s", name, err, b)
-		tb.Fatal(buildError[name])
+		buildError[name] = fmt.Errorf("build %s: %v\n%s", pkg, err, b)
+		return "", buildError[name]
 	}
 	if err := os.Rename(tmp.Name(), out); err != nil {
-		tb.Fatal(err)
+		return "", err
 	}
 	builtWasm[name] = out
-	return out
+	return out, nil
 }
 
 // syncBuffer is a goroutine-safe log sink.
@@ -207,7 +222,7 @@ func (k *memKV) KVList(_ context.Context, plugin, prefix, after string, limit in
 }
 
 // faultyEntry grants the faulty plugin everything it asks for.
-func faultyEntry(t *testing.T, httpGrants ...string) PluginEntry {
+func faultyEntry(t testing.TB, httpGrants ...string) PluginEntry {
 	t.Helper()
 	e := PluginEntry{
 		Path:     testWasm(t, "faulty"),

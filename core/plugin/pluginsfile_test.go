@@ -141,3 +141,16 @@ func FuzzParsePluginsFile(f *testing.F) {
 		}
 	})
 }
+
+// TestRepoPluginsFile keeps the operator's plugins.toml at the repository
+// root parseable.
+func TestRepoPluginsFile(t *testing.T) {
+	f, err := ReadPluginsFile("../../plugins.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	add, ok := f.Plugins["add"]
+	if !ok || time.Duration(add.Tools["add"].Timeout) != 5*time.Second || add.Memory != 64<<20 {
+		t.Fatalf("plugins.toml: %+v", f.Plugins)
+	}
+}
