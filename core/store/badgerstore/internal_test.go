@@ -1,0 +1,292 @@
+package badgerstore
+
+import (
+	"bytes"
+	"errors"
+	"reflect"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"github.com/toolgate/toolgate/core/store"
+)
+
+// rawKeys returns every key under the given prefixes, printable.
+func rawKeys(t *testing.T, s *Store, prefixes ...string) []string {
+	t.Helper()
+	var out []string
+	err := s.db.View(func(txn *badger.Txn) error {
+		for _, p := range prefixes {
+			for _, k := range keysWithPrefix(txn, []byte(p)) {
+				out = append(out, printableKey(k))
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func TestGarbageCollectRemovesPhysically(t *testing.T) {
+	s := openT(t, Options{Dir: t.TempDir(), GCInterval: -1})
+	ctx := t.Context()
+	if err := s.CreateClient(ctx, store.Client{ID: "c"}); err != nil {
+		t.Fatal(err)
+	}
+	soon := time.Now().Add(time.Hour)
+	g := store.Grant{ID: "g", ClientID: "c", UserID: "u", Email: "U@x", CreatedAt: time.Now(), ExpiresAt: soon}
+	if err := s.CreateGrant(ctx, g); err != nil {
+		t.Fatal(err)
+	}
+	code := store.HashSecret("code")
+	if err := s.CreateAuthCode(ctx, store.AuthCode{CodeHash: code, GrantID: "g", ExpiresAt: soon}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.ExchangeAuthCode(ctx, code, crashTokens(code, "g")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.AppendAudit(ctx, store.AuditRecord{Tool: "t", ExpiresAt: soon}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.KVPut(ctx, "p", "k", []byte("v"), time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	// Leftovers of a grant Badger's TTL dropped on its own: an index entry
+	// and a token whose grant is gone.
+	err := s.db.Update(func(txn *badger.Txn) error {
+		orphan := store.Token{Hash: "orphan", Kind: store.AccessToken, GrantID: "dropped"}
+		return errors.Join(
+			setEntry(txn, grantByUserKey("u", time.Now(), "dropped"), nil, time.Time{}),
+			write(txn, key(prefixToken, "orphan"), orphan, time.Time{}),
+			setEntry(txn, tokenByGrantKey("dropped", "orphan"), nil, time.Time{}),
+		)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := []string{prefixGrant, prefixGrantByUser, prefixGrantByEmail, prefixGrantByClient, prefixToken, prefixTokenByGrant, prefixCode, prefixAudit, prefixAuditID, prefixKV}
+	if got := len(rawKeys(t, s, all...)); got != 15 {
+		t.Fatalf("before GC: %d keys, want 15: %q", got, rawKeys(t, s, all...))
+	}
+
+	if err := s.GarbageCollect(ctx, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if got := len(rawKeys(t, s, all...)); got != 12 {
+		t.Fatalf("after GC now: %d keys, want 12 (the three orphan entries gone): %q", got, rawKeys(t, s, all...))
+	}
+	if err := s.GarbageCollect(ctx, soon.Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if got := rawKeys(t, s, all...); len(got) != 0 {
+		t.Fatalf("after GC past every expiry, keys are left: %q", got)
+	}
+	if got := rawKeys(t, s, prefixClient); len(got) != 1 {
+		t.Fatalf("the client that never expires was collected: %q", got)
+	}
+}
+
+func TestBadgerTTLMatchesExpiresAt(t *testing.T) {
+	s := openT(t, Options{Dir: t.TempDir(), GCInterval: -1})
+	exp := time.Now().Add(90*time.Minute + 300*time.Millisecond)
+	if err := s.CreateClient(t.Context(), store.Client{ID: "c", ExpiresAt: exp}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateClient(t.Context(), store.Client{ID: "forever"}); err != nil {
+		t.Fatal(err)
+	}
+	for id, want := range map[string]uint64{"c": uint64(exp.Unix() + 1), "forever": 0} {
+		err := s.db.View(func(txn *badger.Txn) error {
+			item, err := txn.Get(key(prefixClient, id))
+			if err != nil {
+				return err
+			}
+			if got := item.ExpiresAt(); got != want {
+				t.Errorf("client %s: Badger ExpiresAt %d, want %d", id, got, want)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestTTL(t *testing.T) {
+	base := time.Unix(1000, 0)
+	tests := []struct {
+		name string
+		in   time.Time
+		want uint64
+	}{
+		{"zero", time.Time{}, 0},
+		{"whole second", base, 1000},
+		{"rounded up", base.Add(time.Millisecond), 1001},
+		{"before 1970", time.Unix(-5, 0), 1},
+	}
+	for _, tc := range tests {
+		if got := ttl(tc.in); got != tc.want {
+			t.Errorf("%s: ttl(%v) = %d, want %d", tc.name, tc.in, got, tc.want)
+		}
+	}
+}
+
+func TestTimeKeyOrder(t *testing.T) {
+	times := []time.Time{time.Unix(-100, 0), time.Unix(0, 0), time.Unix(0, int64(time.Millisecond)), time.Unix(1<<40, 0)}
+	for i := 1; i < len(times); i++ {
+		if timeKey(times[i-1]) >= timeKey(times[i]) {
+			t.Errorf("timeKey(%v) does not sort before timeKey(%v)", times[i-1], times[i])
+		}
+	}
+}
+
+func TestWatcherOverflow(t *testing.T) {
+	w := &watcher{wake: make(chan struct{}, 1)}
+	batch := make([]store.Change, 1000)
+	for i := range batch {
+		batch[i] = store.Change{Kind: store.ChangeTokenDeleted, ID: strconv.Itoa(i)}
+	}
+	for range maxQueued / len(batch) {
+		w.push(batch)
+	}
+	if got := w.take(); len(got) != maxQueued/len(batch)*len(batch) || got[0].Kind != store.ChangeTokenDeleted {
+		t.Fatalf("queue of %d changes, want them all", len(got))
+	}
+	for range maxQueued/len(batch) + 1 {
+		w.push(batch)
+	}
+	w.push(batch) // after collapsing, more changes add nothing
+	if got := w.take(); !reflect.DeepEqual(got, []store.Change{{Kind: store.ChangeUnknown}}) {
+		t.Fatalf("an overflowing queue holds %d changes, want one ChangeUnknown", len(got))
+	}
+}
+
+func TestWatchEndsOnClose(t *testing.T) {
+	s, err := Open(t.Context(), Options{Dir: t.TempDir(), Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Watch(t.Context(), func(store.Change) {})
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// The watcher goroutine removes itself once Close ended it.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		s.watch.mu.Lock()
+		n := len(s.watch.list)
+		s.watch.mu.Unlock()
+		if n == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the watcher is still registered 10s after Close")
+		}
+	}
+	s.Watch(t.Context(), func(store.Change) { t.Error("called after Close") }) // no-op
+}
+
+func TestCodecRoundTrip(t *testing.T) {
+	zone := time.FixedZone("x", 3600)
+	in := store.Grant{ID: "g", Permissions: []string{"a"}, UpstreamRefreshToken: []byte{0, 255}, CreatedAt: time.Date(2030, 1, 2, 3, 4, 5, 6, zone)}
+	b, err := encode(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b[0] != formatV1 {
+		t.Fatalf("leading byte %d, want %d", b[0], formatV1)
+	}
+	var out store.Grant
+	if err := decode(b, &out); err != nil {
+		t.Fatal(err)
+	}
+	if !out.CreatedAt.Equal(in.CreatedAt) || out.CreatedAt.Location() != time.UTC {
+		t.Fatalf("CreatedAt %v, want %v in UTC", out.CreatedAt, in.CreatedAt)
+	}
+	out.CreatedAt = in.CreatedAt
+	if !reflect.DeepEqual(out, in) {
+		t.Fatalf("round trip: got %+v, want %+v", out, in)
+	}
+	for _, bad := range [][]byte{nil, {}, {2, '{', '}'}, {formatV1, '{'}, {formatV1, '[', ']'}} {
+		if err := decode(bad, &out); !errors.Is(err, errCorrupt) {
+			t.Errorf("decode(%q) = %v, want errCorrupt", bad, err)
+		}
+	}
+
+	kv := encodeKV([]byte("value"), time.UnixMilli(1234))
+	v, exp, err := decodeKV(kv)
+	if err != nil || !bytes.Equal(v, []byte("value")) || !exp.Equal(time.UnixMilli(1234)) {
+		t.Fatalf("decodeKV = %q, %v, %v", v, exp, err)
+	}
+	v, exp, err = decodeKV(encodeKV(nil, time.Time{}))
+	if err != nil || len(v) != 0 || !exp.IsZero() {
+		t.Fatalf("decodeKV of an empty value without expiry = %q, %v, %v", v, exp, err)
+	}
+	for _, bad := range [][]byte{nil, {formatV1}, {9, 0, 0, 0, 0, 0, 0, 0, 0}} {
+		if _, _, err := decodeKV(bad); !errors.Is(err, errCorrupt) {
+			t.Errorf("decodeKV(%q) = %v, want errCorrupt", bad, err)
+		}
+	}
+}
+
+func FuzzDecode(f *testing.F) {
+	for _, v := range []any{
+		store.Grant{ID: "g", Permissions: []string{"a"}, CreatedAt: time.Unix(1, 2)},
+		store.Token{Hash: "h", Kind: store.RefreshToken},
+		store.Client{ID: "c", Metadata: []byte(`{"a":1}`)},
+		store.AuditRecord{ID: "1", Duration: time.Second},
+	} {
+		b, err := encode(v)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Add([]byte{})
+	f.Add([]byte{formatV1, 'n', 'u', 'l', 'l'})
+	f.Add([]byte{formatV1, '{', '"', 'C', 'r', 'e', 'a', 't', 'e', 'd', 'A', 't', '"', ':', '"', 'x', '"', '}'})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var g store.Grant
+		if err := decode(b, &g); err != nil {
+			return
+		}
+		// Whatever decodes re-encodes to something that decodes the same.
+		again, err := encode(g)
+		if err != nil {
+			t.Fatalf("re-encode: %v", err)
+		}
+		var g2 store.Grant
+		if err := decode(again, &g2); err != nil {
+			t.Fatalf("decode of a re-encoded record: %v", err)
+		}
+		if !reflect.DeepEqual(g, g2) {
+			t.Fatalf("unstable round trip: %+v vs %+v", g, g2)
+		}
+	})
+}
+
+func FuzzDecodeKV(f *testing.F) {
+	f.Add(encodeKV([]byte("v"), time.UnixMilli(99)))
+	f.Add(encodeKV(nil, time.Time{}))
+	f.Add([]byte{formatV1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		v, exp, err := decodeKV(b)
+		if err != nil {
+			return
+		}
+		if len(v) != len(b)-kvHeaderLen {
+			t.Fatalf("value of %d bytes from %d stored", len(v), len(b))
+		}
+		if !exp.IsZero() && exp.UnixMilli() == 0 {
+			t.Fatalf("expiry %v from a stored 0", exp)
+		}
+		if again := encodeKV(v, exp); !exp.IsZero() && !bytes.Equal(again, b) {
+			t.Fatalf("re-encoding changed the bytes: %x vs %x", again, b)
+		}
+	})
+}
