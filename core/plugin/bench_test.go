@@ -140,7 +140,8 @@ func nativeAdd(input []byte) []byte {
 
 // BenchmarkCall is a warm call of add through the pool (timeouts enforced
 // with WithCloseOnContextDone), next to the same function called natively.
-// p50 and p99 are per-call latencies.
+// p50 and p99 are per-call latencies. "noop" answers a constant without
+// decoding its input: the host's own cost per call.
 func BenchmarkCall(b *testing.B) {
 	args := json.RawMessage(`{"a":2,"b":40}`)
 	report := func(b *testing.B, lat []time.Duration) {
@@ -154,6 +155,19 @@ func BenchmarkCall(b *testing.B) {
 		for b.Loop() {
 			t0 := time.Now()
 			nativeAdd(input)
+			lat = append(lat, time.Since(t0))
+		}
+		report(b, lat)
+	})
+	b.Run("pool-testdata-echo-noop", func(b *testing.B) {
+		h := benchHost(b, testWasm(b, "echo"), nil)
+		ctx := context.Background()
+		var lat []time.Duration
+		for b.Loop() {
+			t0 := time.Now()
+			if _, err := h.Call(ctx, "noop", args, alice, CallOptions{CallID: "c1"}); err != nil {
+				b.Fatal(err)
+			}
 			lat = append(lat, time.Since(t0))
 		}
 		report(b, lat)

@@ -390,7 +390,7 @@ func TestInspect(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if info.ABIVersion != abi.Version || info.Manifest.Name != "echo" || len(info.SHA256) != 64 || len(info.Manifest.Tools) != 2 || len(info.Problems) != 0 {
+	if info.ABIVersion != abi.Version || info.Manifest.Name != "echo" || len(info.SHA256) != 64 || len(info.Manifest.Tools) != 3 || len(info.Problems) != 0 {
 		t.Fatalf("info = %+v", info)
 	}
 	if _, err := json.Marshal(info); err != nil {

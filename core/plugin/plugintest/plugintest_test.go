@@ -29,7 +29,7 @@ func TestEcho(t *testing.T) {
 	if _, err := h.Call("add", `{"a":"x"}`); plugin.KindOf(err) != plugin.ErrKindGuest {
 		t.Fatalf("bad arguments: %v", err)
 	}
-	if n := len(h.Tools()); n != 2 {
+	if n := len(h.Tools()); n != 3 {
 		t.Fatalf("tools = %d", n)
 	}
 }

@@ -1,5 +1,7 @@
 // Command echo is the well-behaved test plugin: an "echo" tool that returns
-// its arguments as text and an "add" tool that adds two numbers. It is
+// its arguments as text, an "add" tool that adds two numbers, and a "noop"
+// tool that answers a constant without decoding its input (the benchmarks
+// use it to measure the host's own per-call cost). It is
 // written directly against sdk/abi (no SDK) so the host tests and benchmarks
 // exercise nothing but the ABI.
 //
@@ -7,6 +9,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"strconv"
 	"unsafe"
@@ -17,14 +20,17 @@ import (
 func main() {}
 
 var (
-	inBuf    []byte
-	outBuf   []byte
-	manifest = mustJSON(abi.Manifest{
+	inBuf      []byte
+	outBuf     []byte
+	noopPrefix = []byte(`{"tool":"noop"`)
+	noopResult = []byte(`{"content":[{"type":"text","text":"noop"}]}`)
+	manifest   = mustJSON(abi.Manifest{
 		ABI:     abi.Version,
 		Name:    "echo",
 		Version: "1.0.0",
 		Tools: []abi.Tool{
 			{Name: "echo", Description: "Returns its arguments as text.", InputSchema: json.RawMessage(`{"type":"object"}`)},
+			{Name: "noop", Description: "Answers a constant.", InputSchema: json.RawMessage(`{"type":"object"}`)},
 			{Name: "add", Description: "Adds a and b.", InputSchema: json.RawMessage(`{"type":"object","properties":{"a":{"type":"number"},"b":{"type":"number"}},"required":["a","b"]}`)},
 		},
 	})
@@ -65,6 +71,10 @@ func manifestExport() uint64 { return pack(manifest) }
 //go:wasmexport toolgate_call
 func call(ptr, n int32) uint64 {
 	in := unsafe.Slice((*byte)(unsafe.Pointer(uintptr(ptr))), n)
+	// The host encodes CallInput with "tool" first.
+	if bytes.HasPrefix(in, noopPrefix) {
+		return pack(noopResult)
+	}
 	var ci abi.CallInput
 	if err := json.Unmarshal(in, &ci); err != nil {
 		return result(abi.CallResult{Error: &abi.Error{Code: abi.ErrInvalidArguments, Message: err.Error()}})
