@@ -93,6 +93,10 @@ type Options struct {
 	// IndexCacheSize is the size in bytes of Badger's table-index and bloom
 	// filter cache. Default 4 MiB.
 	IndexCacheSize int64
+
+	// afterGC, when set (by tests), is called after every periodic
+	// GarbageCollect with its result.
+	afterGC func(error)
 }
 
 func (o *Options) setDefaults() {
@@ -213,7 +217,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		lock.release()
 		return nil, fmt.Errorf("open store: audit sequence: %w", err)
 	}
-	go s.gcLoop(opts.GCInterval)
+	go s.gcLoop(opts.GCInterval, opts.afterGC)
 	s.log.Info("store opened", "dir", dir, "encrypted", len(opts.EncryptionKey) > 0, "sync_writes", opts.SyncWrites)
 	return s, nil
 }

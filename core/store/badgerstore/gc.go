@@ -297,7 +297,7 @@ func (s *Store) retry(ctx context.Context, fn func(txn *badger.Txn) error) error
 }
 
 // gcLoop runs GarbageCollect every interval until Close.
-func (s *Store) gcLoop(interval time.Duration) {
+func (s *Store) gcLoop(interval time.Duration, afterGC func(error)) {
 	defer close(s.gcDone)
 	if interval < 0 {
 		<-s.stopGC
@@ -316,8 +316,12 @@ func (s *Store) gcLoop(interval time.Duration) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if err := s.GarbageCollect(ctx, time.Now()); err != nil && ctx.Err() == nil {
+			err := s.GarbageCollect(ctx, time.Now())
+			if err != nil && ctx.Err() == nil {
 				s.log.Warn("store garbage collection failed", "err", err)
+			}
+			if afterGC != nil {
+				afterGC(err)
 			}
 		}
 	}

@@ -2,6 +2,7 @@ package badgerstore
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"reflect"
 	"strconv"
@@ -165,29 +166,74 @@ func TestWatcherOverflow(t *testing.T) {
 	}
 }
 
-func TestWatchEndsOnClose(t *testing.T) {
+func TestWatchEnds(t *testing.T) {
 	s, err := Open(t.Context(), Options{Dir: t.TempDir(), Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
+	ctx, cancel := context.WithCancel(t.Context())
+	s.Watch(ctx, func(store.Change) {})
 	s.Watch(t.Context(), func(store.Change) {})
+	s.watch.mu.Lock()
+	byCtx, byClose := s.watch.list[0], s.watch.list[1]
+	s.watch.mu.Unlock()
+
+	cancel()
+	waitClosed(t, "the watcher whose context ended", byCtx.exited)
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	// The watcher goroutine removes itself once Close ended it.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		s.watch.mu.Lock()
-		n := len(s.watch.list)
-		s.watch.mu.Unlock()
-		if n == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the watcher is still registered 10s after Close")
-		}
+	waitClosed(t, "the watcher of a closed store", byClose.exited)
+	s.watch.mu.Lock()
+	defer s.watch.mu.Unlock()
+	if len(s.watch.list) != 0 {
+		t.Fatalf("%d watchers still registered", len(s.watch.list))
 	}
-	s.Watch(t.Context(), func(store.Change) { t.Error("called after Close") }) // no-op
+	s.Watch(t.Context(), func(store.Change) { t.Error("called after Close") }) // a no-op
+}
+
+func waitClosed(t *testing.T, what string, c <-chan struct{}) {
+	t.Helper()
+	timeout := time.NewTimer(10 * time.Second)
+	defer timeout.Stop()
+	select {
+	case <-c:
+	case <-timeout.C:
+		t.Fatalf("%s did not end within 10s", what)
+	}
+}
+
+func TestPeriodicGC(t *testing.T) {
+	runs := make(chan error, 16)
+	s := openT(t, Options{Dir: t.TempDir(), GCInterval: 5 * time.Millisecond, afterGC: func(err error) {
+		select {
+		case runs <- err:
+		default:
+		}
+	}})
+	if err := s.CreateClient(t.Context(), store.Client{ID: "c", ExpiresAt: time.Now().Add(-time.Minute)}); err != nil {
+		t.Fatal(err)
+	}
+	// Forget the runs that ended before now; of the next two, the second
+	// started after the write had committed.
+	for len(runs) > 0 {
+		<-runs
+	}
+	for range 2 {
+		timeout := time.NewTimer(10 * time.Second)
+		select {
+		case err := <-runs:
+			if err != nil {
+				t.Fatalf("periodic GarbageCollect: %v", err)
+			}
+		case <-timeout.C:
+			t.Fatal("no periodic GarbageCollect within 10s")
+		}
+		timeout.Stop()
+	}
+	if got := rawKeys(t, s, prefixClient); len(got) != 0 {
+		t.Fatalf("the periodic GC left the expired client: %q", got)
+	}
 }
 
 func TestCodecRoundTrip(t *testing.T) {

@@ -82,7 +82,11 @@ func (s *Store) UpdateClient(ctx context.Context, id string, fn func(*store.Clie
 }
 
 // DeleteClient implements store.Clients: the client, its grants and their
-// tokens go in one transaction. ErrNotFound if there is no live client.
+// tokens go in one transaction. ErrNotFound if there is no live client. A
+// client with more grants and tokens than fit one transaction (about 15% of
+// MemTableSize: a few thousand tokens with the defaults) fails with a
+// wrapped badger.ErrTxnTooBig and changes nothing; RevokeGrant its grants
+// first.
 func (s *Store) DeleteClient(ctx context.Context, id string) error {
 	return s.update(ctx, "delete client", func(txn *badger.Txn) ([]store.Change, error) {
 		if _, err := liveClient(txn, id, time.Now()); err != nil {

@@ -24,9 +24,10 @@ func (s *Store) Watch(ctx context.Context, fn func(store.Change)) {
 	if s.closed {
 		return
 	}
-	w := &watcher{fn: fn, wake: make(chan struct{}, 1), done: make(chan struct{})}
+	w := &watcher{fn: fn, wake: make(chan struct{}, 1), done: make(chan struct{}), exited: make(chan struct{})}
 	s.watch.add(w)
 	go func() {
+		defer close(w.exited)
 		defer s.watch.remove(w)
 		for {
 			select {
@@ -53,8 +54,9 @@ type watchers struct {
 
 type watcher struct {
 	fn     func(store.Change)
-	wake   chan struct{}
-	done   chan struct{}
+	wake   chan struct{} // a push happened
+	done   chan struct{} // closed by Close
+	exited chan struct{} // closed when the goroutine returned
 	mu     sync.Mutex
 	queue  []store.Change
 	closed bool
