@@ -1,0 +1,75 @@
+# toolgate — run "make" or "make help" for the list of targets.
+
+# Tool versions, pinned. Tools run with "go run tool@version", so nothing
+# has to be installed by hand.
+STATICCHECK_VERSION := v0.8.2
+STATICCHECK         := honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+
+GO           ?= go
+BIN          := bin/toolgate
+PLUGIN_OUT   := plugins/dist
+# Test timeouts: a hung test fails the run instead of blocking CI.
+TEST_TIMEOUT ?= 15m
+RACE_TIMEOUT ?= 25m
+# How long "make fuzz" runs each fuzz target.
+FUZZTIME     ?= 10s
+# Extra arguments for "make run", e.g. make run ARGS="-log-level debug".
+ARGS         ?=
+
+WASM_ENV := GOOS=wasip1 GOARCH=wasm
+
+.DEFAULT_GOAL := help
+.PHONY: help build plugins run test test-race bench fuzz lint check clean
+
+help: ## Show this help
+	@echo "Usage: make <target>"
+	@echo
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+build: ## Build the server to bin/toolgate
+	$(GO) build -o $(BIN) ./cmd/toolgate
+
+plugins: ## Build every plugins/<name>/ main package to plugins/dist/<name>.wasm
+	@mkdir -p $(PLUGIN_OUT)
+	@for dir in plugins/*/; do \
+		name=$$(basename $$dir); \
+		[ "$$name" = dist ] && continue; \
+		pkg=$$($(WASM_ENV) $(GO) list -e -f '{{.Name}}' ./plugins/$$name 2>/dev/null); \
+		[ "$$pkg" = main ] || continue; \
+		echo "plugin $$name -> $(PLUGIN_OUT)/$$name.wasm"; \
+		$(WASM_ENV) $(GO) build -buildmode=c-shared -o $(PLUGIN_OUT)/$$name.wasm ./plugins/$$name || exit 1; \
+	done
+
+run: plugins build ## Build plugins and server, then serve http://localhost:8788 (development mode)
+	./$(BIN) serve $(ARGS)
+
+test: plugins ## Build plugins, then run every test
+	$(GO) test -timeout $(TEST_TIMEOUT) ./...
+
+test-race: plugins ## Run every test with the race detector
+	$(GO) test -race -timeout $(RACE_TIMEOUT) ./...
+
+bench: plugins ## Run every benchmark once
+	$(GO) test -run='^$$' -bench=. ./...
+
+fuzz: ## Run each fuzz target for FUZZTIME (default 10s)
+	@set -e; for pkg in $$($(GO) list ./...); do \
+		for target in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+			echo "fuzz $$pkg $$target"; \
+			$(GO) test -run='^$$' -fuzz="^$$target\$$" -fuzztime=$(FUZZTIME) $$pkg; \
+		done; \
+	done
+
+lint: ## Run go vet and staticcheck (native, and wasip1 for sdk and plugins)
+	$(GO) vet ./...
+	$(WASM_ENV) $(GO) vet ./sdk/... ./plugins/...
+	$(GO) run $(STATICCHECK) ./...
+
+check: lint ## Everything a change must pass: fmt, vet, lint, tidy, wasip1 build, clean tree
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) mod tidy -diff
+	$(WASM_ENV) $(GO) build ./sdk/... ./plugins/...
+	git diff --exit-code
+
+clean: ## Remove build output (bin/, plugins/dist/)
+	rm -rf bin $(PLUGIN_OUT)
