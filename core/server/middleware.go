@@ -80,7 +80,7 @@ func (s *Server) middleware(next *http.ServeMux) http.Handler {
 			slog.String("route", route),
 			slog.String("path", r.URL.Path),
 			slog.Int("status", status),
-			slog.Duration("duration", elapsed),
+			slog.Float64("duration_ms", float64(elapsed.Microseconds())/1000),
 			slog.Int64("bytes", rw.written),
 			slog.String("remote", remoteHost(r.RemoteAddr)),
 		)

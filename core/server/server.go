@@ -218,7 +218,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		// The listener failed before anyone asked us to stop.
 		serveErr = fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
-		s.log.Info("shutting down", "reason", context.Cause(ctx), "timeout", s.cfg.Server.ShutdownTimeout)
+		s.log.Info("shutting down", "reason", context.Cause(ctx).Error(), "timeout", s.cfg.Server.ShutdownTimeout.String())
 	}
 	s.draining.Store(true)
 	if s.testHookShutdown != nil {
@@ -228,7 +228,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	defer cancel()
 	start := time.Now()
 	if err := srv.Shutdown(drainCtx); err != nil {
-		s.log.Warn("in-flight requests did not finish in time; closing their connections", "timeout", s.cfg.Server.ShutdownTimeout)
+		s.log.Warn("in-flight requests did not finish in time; closing their connections", "timeout", s.cfg.Server.ShutdownTimeout.String())
 		serveErr = errors.Join(serveErr, fmt.Errorf("shutdown: requests still running after %s: %w", s.cfg.Server.ShutdownTimeout, err), srv.Close())
 	}
 	if serveErr == nil {
@@ -240,7 +240,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		serveErr = errors.Join(serveErr, err)
 	}
 	if serveErr == nil {
-		s.log.Info("stopped", "drain", time.Since(start).Round(time.Millisecond))
+		s.log.Info("stopped", "drain", time.Since(start).Round(time.Millisecond).String())
 	}
 	return serveErr
 }
