@@ -97,12 +97,12 @@ func (s *Store) gcRecords(ctx context.Context, now time.Time) (int, error) {
 		if err != nil {
 			return removed, err
 		}
+		size := gcBatch
 		for len(keys) > 0 {
 			if err := ctx.Err(); err != nil {
 				return removed, err
 			}
-			batch := keys[:min(gcBatch, len(keys))]
-			keys = keys[len(batch):]
+			batch := keys[:min(size, len(keys))]
 			var changes []store.Change
 			err := s.retry(ctx, func(txn *badger.Txn) error {
 				changes = changes[:0]
@@ -115,9 +115,14 @@ func (s *Store) gcRecords(ctx context.Context, now time.Time) (int, error) {
 				}
 				return nil
 			})
+			if errors.Is(err, badger.ErrTxnTooBig) && size > 1 {
+				size /= 2 // records with many dependents: smaller batches
+				continue
+			}
 			if err != nil {
 				return removed, err
 			}
+			keys = keys[len(batch):]
 			s.watch.announce(changes)
 			removed += len(batch)
 		}
@@ -154,9 +159,10 @@ func deleteExpired(txn *badger.Txn, prefix string, k []byte, now time.Time) ([]s
 	id := string(k[len(prefix):])
 	switch prefix {
 	case prefixClient:
-		return deleteClient(txn, id)
+		// The tokens of its grants go in gcIndexes, in batches.
+		return deleteClient(txn, id, false)
 	case prefixGrant:
-		return []store.Change{{Kind: store.ChangeGrantRevoked, ID: id}}, deleteGrant(txn, id)
+		return []store.Change{{Kind: store.ChangeGrantRevoked, ID: id}}, deleteGrant(txn, id, false)
 	case prefixToken:
 		var t store.Token
 		if err := read(txn, k, &t); err != nil {

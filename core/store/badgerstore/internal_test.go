@@ -336,3 +336,67 @@ func FuzzDecodeKV(f *testing.F) {
 		}
 	})
 }
+
+// manyTokens gives grant g n access tokens, in exchanges that each fit a
+// transaction, and returns their hashes.
+func manyTokens(t *testing.T, s *Store, g string, n int) []string {
+	t.Helper()
+	var hashes []string
+	for len(hashes) < n {
+		var toks []store.Token
+		for range min(1000, n-len(hashes)) {
+			h := store.HashSecret(store.NewSecret())
+			hashes = append(hashes, h)
+			toks = append(toks, store.Token{Hash: h, Kind: store.AccessToken, GrantID: g})
+		}
+		code := store.HashSecret(store.NewSecret())
+		if err := s.CreateAuthCode(t.Context(), store.AuthCode{CodeHash: code, GrantID: g}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.ExchangeAuthCode(t.Context(), code, toks); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return hashes
+}
+
+// Deleting more tokens than one transaction holds still works: the grant
+// (or client) goes first, atomically, and the tokens vanish with it.
+func TestDeleteBeyondOneTransaction(t *testing.T) {
+	const n = 15000 // well past what one 8 MiB-memtable transaction deletes
+	tests := []struct {
+		name string
+		del  func(s *Store) error
+	}{
+		{"RevokeGrant", func(s *Store) error { return s.RevokeGrant(t.Context(), "g") }},
+		{"DeleteClient", func(s *Store) error { return s.DeleteClient(t.Context(), "c") }},
+		{"GarbageCollect", func(s *Store) error { return s.GarbageCollect(t.Context(), time.Now().Add(2*time.Hour)) }},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := openT(t, Options{Dir: t.TempDir(), GCInterval: -1})
+			ctx := t.Context()
+			if err := s.CreateClient(ctx, store.Client{ID: "c"}); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.CreateGrant(ctx, store.Grant{ID: "g", ClientID: "c", UserID: "u", ExpiresAt: time.Now().Add(time.Hour)}); err != nil {
+				t.Fatal(err)
+			}
+			hashes := manyTokens(t, s, "g", n)
+			if err := tc.del(s); err != nil {
+				t.Fatalf("%s: %v", tc.name, err)
+			}
+			if _, err := s.GetGrant(ctx, "g"); !errors.Is(err, store.ErrNotFound) {
+				t.Fatalf("GetGrant: %v, want ErrNotFound", err)
+			}
+			for _, h := range []string{hashes[0], hashes[n/2], hashes[n-1]} {
+				if _, err := s.GetToken(ctx, h); !errors.Is(err, store.ErrNotFound) {
+					t.Fatalf("GetToken: %v, want ErrNotFound", err)
+				}
+			}
+			if got := rawKeys(t, s, prefixToken, prefixTokenByGrant); len(got) != 0 {
+				t.Fatalf("%d token keys left", len(got))
+			}
+		})
+	}
+}

@@ -88,21 +88,46 @@ func (s *Store) UpdateClient(ctx context.Context, id string, fn func(*store.Clie
 // wrapped badger.ErrTxnTooBig and changes nothing; RevokeGrant its grants
 // first.
 func (s *Store) DeleteClient(ctx context.Context, id string) error {
-	return s.update(ctx, "delete client", func(txn *badger.Txn) ([]store.Change, error) {
-		if _, err := liveClient(txn, id, time.Now()); err != nil {
-			return nil, err
+	del := func(withTokens bool) func(txn *badger.Txn) ([]store.Change, error) {
+		return func(txn *badger.Txn) ([]store.Change, error) {
+			if _, err := liveClient(txn, id, time.Now()); err != nil {
+				return nil, err
+			}
+			return deleteClient(txn, id, withTokens)
 		}
-		return deleteClient(txn, id)
+	}
+	err := s.update(ctx, "delete client", del(true))
+	if !errors.Is(err, badger.ErrTxnTooBig) {
+		return err
+	}
+	// Too many tokens for one transaction: remove the client and its grants
+	// atomically (their tokens are invisible from then on, see GetToken),
+	// then the tokens in batches.
+	var grants []string
+	err = s.update(ctx, "delete client", func(txn *badger.Txn) ([]store.Change, error) {
+		changes, err := del(false)(txn)
+		grants = grants[:0]
+		for _, c := range changes {
+			if c.Kind == store.ChangeGrantRevoked {
+				grants = append(grants, c.ID)
+			}
+		}
+		return changes, err
 	})
+	if err != nil {
+		return err
+	}
+	s.purgeTokens(ctx, grants...)
+	return nil
 }
 
-// deleteClient removes a client, every grant indexed under it and their
-// tokens, and returns the changes to announce.
-func deleteClient(txn *badger.Txn, id string) ([]store.Change, error) {
+// deleteClient removes a client and every grant indexed under it (with
+// their tokens if withTokens), and returns the changes to announce.
+func deleteClient(txn *badger.Txn, id string, withTokens bool) ([]store.Change, error) {
 	changes := []store.Change{{Kind: store.ChangeClientDeleted, ID: id}}
 	for _, k := range keysWithPrefix(txn, key(prefixGrantByClient, id, sep)) {
 		gid := string(k[len(prefixGrantByClient)+len(id)+len(sep)+8:])
-		if err := deleteGrant(txn, gid); err != nil {
+		if err := deleteGrant(txn, gid, withTokens); err != nil {
 			return nil, err
 		}
 		if err := del(txn, k); err != nil { // stale index entry whose grant was gone
@@ -111,6 +136,32 @@ func deleteClient(txn *badger.Txn, id string) ([]store.Change, error) {
 		changes = append(changes, store.Change{Kind: store.ChangeGrantRevoked, ID: gid})
 	}
 	return changes, del(txn, key(prefixClient, id))
+}
+
+// tokenBatch bounds the token deletions of one transaction of purgeTokens.
+const tokenBatch = 1000
+
+// purgeTokens deletes, in batches, the tokens of grants that are already
+// gone. A failure only leaves invisible tokens behind, which
+// GarbageCollect removes, so it is logged rather than returned.
+func (s *Store) purgeTokens(ctx context.Context, grantIDs ...string) {
+	for _, gid := range grantIDs {
+		for {
+			n := 0
+			err := s.update(ctx, "purge tokens", func(txn *badger.Txn) ([]store.Change, error) {
+				var err error
+				n, err = deleteGrantTokens(txn, gid, tokenBatch)
+				return nil, err
+			})
+			if err != nil {
+				s.log.Warn("store: tokens of a deleted grant left for garbage collection", "grant", gid, "err", err)
+				break
+			}
+			if n < tokenBatch {
+				break
+			}
+		}
+	}
 }
 
 // ListClients implements store.Clients.
@@ -247,7 +298,7 @@ func (s *Store) CreateGrant(ctx context.Context, g store.Grant) error {
 		case err == nil && live(old.ExpiresAt, now):
 			return nil, fmt.Errorf("grant %q: %w", g.ID, store.ErrAlreadyExists)
 		case err == nil: // an expired grant not yet collected: remove it and its tokens
-			if err := deleteGrant(txn, g.ID); err != nil {
+			if err := deleteGrant(txn, g.ID, true); err != nil {
 				return nil, err
 			}
 		case !errors.Is(err, store.ErrNotFound):
@@ -283,8 +334,8 @@ func writeGrant(txn *badger.Txn, g store.Grant) error {
 }
 
 // deleteGrant removes the grant id (if stored, live or not), its index
-// entries and every token indexed under it.
-func deleteGrant(txn *badger.Txn, id string) error {
+// entries and, if withTokens, every token indexed under it.
+func deleteGrant(txn *badger.Txn, id string, withTokens bool) error {
 	var g store.Grant
 	switch err := read(txn, key(prefixGrant, id), &g); {
 	case err == nil:
@@ -299,16 +350,30 @@ func deleteGrant(txn *badger.Txn, id string) error {
 	case !errors.Is(err, store.ErrNotFound):
 		return err
 	}
-	prefix := key(prefixTokenByGrant, id, sep)
-	for _, k := range keysWithPrefix(txn, prefix) {
-		if err := del(txn, key(prefixToken, string(k[len(prefix):]))); err != nil {
-			return err
-		}
-		if err := del(txn, k); err != nil {
-			return err
-		}
+	if withTokens {
+		_, err := deleteGrantTokens(txn, id, 0)
+		return err
 	}
 	return nil
+}
+
+// deleteGrantTokens deletes up to limit (0: all) tokens indexed under the
+// grant id and returns how many it deleted.
+func deleteGrantTokens(txn *badger.Txn, id string, limit int) (int, error) {
+	prefix := key(prefixTokenByGrant, id, sep)
+	keys := keysWithPrefix(txn, prefix)
+	if limit > 0 && len(keys) > limit {
+		keys = keys[:limit]
+	}
+	for _, k := range keys {
+		if err := del(txn, key(prefixToken, string(k[len(prefix):]))); err != nil {
+			return 0, err
+		}
+		if err := del(txn, k); err != nil {
+			return 0, err
+		}
+	}
+	return len(keys), nil
 }
 
 func liveGrant(txn *badger.Txn, id string, now time.Time) (store.Grant, error) {
@@ -442,13 +507,26 @@ func (s *Store) ListGrants(ctx context.Context, f store.GrantFilter) ([]store.Gr
 }
 
 // RevokeGrant implements store.Grants.
+// A grant with more tokens than fit one transaction is deleted first and
+// its tokens (invisible from then on, see GetToken) in batches after.
 func (s *Store) RevokeGrant(ctx context.Context, id string) error {
-	return s.update(ctx, "revoke grant", func(txn *badger.Txn) ([]store.Change, error) {
-		if _, err := liveGrant(txn, id, time.Now()); err != nil {
-			return nil, err
+	revoke := func(withTokens bool) func(txn *badger.Txn) ([]store.Change, error) {
+		return func(txn *badger.Txn) ([]store.Change, error) {
+			if _, err := liveGrant(txn, id, time.Now()); err != nil {
+				return nil, err
+			}
+			return []store.Change{{Kind: store.ChangeGrantRevoked, ID: id}}, deleteGrant(txn, id, withTokens)
 		}
-		return []store.Change{{Kind: store.ChangeGrantRevoked, ID: id}}, deleteGrant(txn, id)
-	})
+	}
+	err := s.update(ctx, "revoke grant", revoke(true))
+	if !errors.Is(err, badger.ErrTxnTooBig) {
+		return err
+	}
+	if err := s.update(ctx, "revoke grant", revoke(false)); err != nil {
+		return err
+	}
+	s.purgeTokens(ctx, id)
+	return nil
 }
 
 // ---- tokens ----
@@ -486,6 +564,7 @@ func issueTokens(txn *badger.Txn, issue []store.Token, now time.Time) error {
 	return nil
 }
 
+// liveToken returns the token hash if it and its grant are live.
 func liveToken(txn *badger.Txn, hash string, now time.Time) (store.Token, error) {
 	var t store.Token
 	if err := validID("token hash", hash); err != nil {
@@ -497,10 +576,15 @@ func liveToken(txn *badger.Txn, hash string, now time.Time) (store.Token, error)
 	if !live(t.ExpiresAt, now) {
 		return store.Token{}, fmt.Errorf("token: %w", store.ErrNotFound)
 	}
+	if _, err := liveGrant(txn, t.GrantID, now); err != nil {
+		return store.Token{}, fmt.Errorf("token: %w", err)
+	}
 	return t, nil
 }
 
-// GetToken implements store.Tokens.
+// GetToken implements store.Tokens. A token whose grant is gone or expired
+// counts as gone too, so a revoked grant's tokens vanish in the same
+// instant as the grant however they are removed.
 func (s *Store) GetToken(ctx context.Context, hash string) (store.Token, error) {
 	var t store.Token
 	err := s.view(ctx, "get token", func(txn *badger.Txn) error {
