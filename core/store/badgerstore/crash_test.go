@@ -215,7 +215,13 @@ func TestCrash(t *testing.T) {
 		if c, _ := strconv.Atoi(g.Role); c < maxCounter || c > maxCounter+1 {
 			t.Errorf("round %d: counter is %d, %d increments were acknowledged", round, c, maxCounter)
 		}
-		checkConsistent(t, s)
+		problems, err := checkConsistent(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range problems {
+			t.Errorf("round %d: %s", round, p)
+		}
 		if err := s.Close(); err != nil {
 			t.Fatal(err)
 		}
@@ -225,11 +231,12 @@ func TestCrash(t *testing.T) {
 	}
 }
 
-// checkConsistent scans the raw database: every record decodes, every
+// checkConsistent scans the raw database and lists what is wrong: every record decodes, every
 // index entry points at its record, every token's grant exists, and every
 // auth code the crash child used has all its tokens and no unused one has any.
-func checkConsistent(t *testing.T, s *Store) {
-	t.Helper()
+func checkConsistent(s *Store) ([]string, error) {
+	var problems []string
+	report := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
 	err := s.db.View(func(txn *badger.Txn) error {
 		exists := func(k []byte) bool { _, err := txn.Get(k); return err == nil }
 		for _, p := range primaryPrefixes {
@@ -239,16 +246,16 @@ func checkConsistent(t *testing.T, s *Store) {
 				for _, k := range keysWithPrefix(txn, []byte(p)) {
 					item, _ := txn.Get(k)
 					if verr := item.Value(func(b []byte) error { _, _, err := decodeKV(b); return err }); verr != nil {
-						t.Errorf("kv %q: %v", printableKey(k), verr)
+						report("kv %q: %v", printableKey(k), verr)
 					}
 				}
 			case prefixToken:
 				err = each(txn, []byte(p), func(k []byte, tok store.Token) (bool, error) {
 					if !exists(key(prefixGrant, tok.GrantID)) {
-						t.Errorf("token %s has no grant %s", tok.Hash, tok.GrantID)
+						report("token %s has no grant %s", tok.Hash, tok.GrantID)
 					}
 					if !exists(tokenByGrantKey(tok.GrantID, tok.Hash)) {
-						t.Errorf("token %s is not indexed under its grant", tok.Hash)
+						report("token %s is not indexed under its grant", tok.Hash)
 					}
 					return true, nil
 				})
@@ -256,7 +263,7 @@ func checkConsistent(t *testing.T, s *Store) {
 				err = each(txn, []byte(p), func(k []byte, c store.AuthCode) (bool, error) {
 					for _, tok := range crashTokens(c.CodeHash, c.GrantID) {
 						if got := exists(key(prefixToken, tok.Hash)); got != !c.UsedAt.IsZero() {
-							t.Errorf("code used=%v but its token exists=%v", !c.UsedAt.IsZero(), got)
+							report("code used=%v but its token exists=%v", !c.UsedAt.IsZero(), got)
 						}
 					}
 					return true, nil
@@ -265,7 +272,7 @@ func checkConsistent(t *testing.T, s *Store) {
 				err = each(txn, []byte(p), func(k []byte, g store.Grant) (bool, error) {
 					for _, ik := range grantIndexKeys(g) {
 						if !exists(ik) {
-							t.Errorf("grant %s misses index entry %q", g.ID, printableKey(ik))
+							report("grant %s misses index entry %q", g.ID, printableKey(ik))
 						}
 					}
 					return true, nil
@@ -274,26 +281,77 @@ func checkConsistent(t *testing.T, s *Store) {
 				err = each(txn, []byte(p), func([]byte, struct{ ExpiresAt time.Time }) (bool, error) { return true, nil })
 			}
 			if err != nil {
-				t.Errorf("prefix %s: %v", p, err)
+				report("prefix %s: %v", p, err)
 			}
 		}
 		for _, ip := range []string{prefixGrantByUser, prefixGrantByEmail, prefixGrantByClient} {
 			for _, k := range keysWithPrefix(txn, []byte(ip)) {
 				_, tail, _ := splitIndexKey(k, ip)
 				if !exists(key(prefixGrant, tail[8:])) {
-					t.Errorf("index entry %q has no grant", printableKey(k))
+					report("index entry %q has no grant", printableKey(k))
 				}
 			}
 		}
 		for _, k := range keysWithPrefix(txn, []byte(prefixTokenByGrant)) {
 			_, hash, _ := splitIndexKey(k, prefixTokenByGrant)
 			if !exists(key(prefixToken, hash)) {
-				t.Errorf("index entry %q has no token", printableKey(k))
+				report("index entry %q has no token", printableKey(k))
 			}
 		}
 		return nil
 	})
+	return problems, err
+}
+
+// TestCheckConsistentDetects makes sure the crash test's checker finds
+// half-written state.
+func TestCheckConsistentDetects(t *testing.T) {
+	s := openT(t, Options{Dir: t.TempDir(), GCInterval: -1})
+	ctx := t.Context()
+	if err := s.CreateClient(ctx, store.Client{ID: crashClient}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateGrant(ctx, store.Grant{ID: "g", ClientID: crashClient, UserID: "u", Email: "e"}); err != nil {
+		t.Fatal(err)
+	}
+	used, unused := store.HashSecret("used"), store.HashSecret("unused")
+	for _, c := range []string{used, unused} {
+		if err := s.CreateAuthCode(ctx, store.AuthCode{CodeHash: c, GrantID: "g"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.ExchangeAuthCode(ctx, used, crashTokens(used, "g")); err != nil {
+		t.Fatal(err)
+	}
+	if problems, err := checkConsistent(s); err != nil || len(problems) != 0 {
+		t.Fatalf("a consistent store: %q, %v", problems, err)
+	}
+	tokens := crashTokens(unused, "g")
+	orphan := store.Token{Hash: "orphan", GrantID: "missing"}
+	err := s.db.Update(func(txn *badger.Txn) error {
+		return errors.Join(
+			del(txn, key(prefixToken, crashTokens(used, "g")[0].Hash)),           // a used code missing a token
+			write(txn, key(prefixToken, tokens[0].Hash), tokens[0], time.Time{}), // an unused code with a token
+			write(txn, key(prefixToken, "orphan"), orphan, time.Time{}),          // a token without grant or index
+			del(txn, grantByEmailKey("e", time.Time{}, "g")),                     // a grant missing an index entry
+			setEntry(txn, []byte(prefixKV+"p/k"), []byte{9}, time.Time{}),        // an undecodable value
+		)
+	})
 	if err != nil {
 		t.Fatal(err)
+	}
+	problems, err := checkConsistent(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"code used=true but its token exists=false", "code used=false but its token exists=true", "token orphan has no grant missing", "token orphan is not indexed", "grant g misses index entry", "kv \"k/p/k\""}
+	for _, w := range want {
+		found := false
+		for _, p := range problems {
+			found = found || strings.Contains(p, w)
+		}
+		if !found {
+			t.Errorf("checkConsistent did not report %q; it reported %q", w, problems)
+		}
 	}
 }
