@@ -37,6 +37,9 @@ const (
 	DefaultNumMemtables   = 2
 	DefaultBlockCacheSize = 8 << 20
 	DefaultIndexCacheSize = 4 << 20
+	// minMemTableSize keeps a transaction (15% of a memtable) larger than
+	// valueThreshold, as Badger requires.
+	minMemTableSize = 1 << 20
 	// valueLogFileSize bounds one value-log file; a plugin value (1 MiB at
 	// most) always fits.
 	valueLogFileSize = 64 << 20
@@ -81,8 +84,8 @@ type Options struct {
 	// Logger receives the store's and Badger's logs; Badger's INFO chatter
 	// goes to the debug level. Default slog.Default().
 	Logger *slog.Logger
-	// MemTableSize is the size in bytes of one Badger memtable. It also
-	// bounds one transaction to about 15% of it. Default 8 MiB.
+	// MemTableSize is the size in bytes of one Badger memtable, at least
+	// 1 MiB. It also bounds one transaction to about 15% of it. Default 8 MiB.
 	MemTableSize int64
 	// NumMemtables is how many memtables Badger keeps in memory before
 	// stalling writes. Default 2.
@@ -151,6 +154,9 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	opts.setDefaults()
 	if n := len(opts.EncryptionKey); n != 0 && n != 16 && n != 24 && n != 32 {
 		return nil, fmt.Errorf("open store: %w: key is %d bytes, want 16, 24 or 32", ErrEncryptionKey, n)
+	}
+	if opts.MemTableSize < minMemTableSize {
+		return nil, fmt.Errorf("open store: memtable size %d is below the minimum of %d bytes", opts.MemTableSize, minMemTableSize)
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("open store: %w", err)

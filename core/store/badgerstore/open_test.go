@@ -166,6 +166,16 @@ func dirContains(t *testing.T, dir, s string) bool {
 	return found
 }
 
+func TestOpenSmallMemTable(t *testing.T) {
+	if _, err := Open(t.Context(), Options{Dir: t.TempDir(), MemTableSize: 64 << 10}); err == nil || !strings.Contains(err.Error(), "memtable size 65536 is below the minimum") {
+		t.Fatalf("Open with a 64 KiB memtable: %v", err)
+	}
+	s := openT(t, Options{Dir: t.TempDir(), MemTableSize: minMemTableSize})
+	if err := s.KVPut(t.Context(), "p", "k", make([]byte, store.MaxKVValueLen), 0); err != nil {
+		t.Fatalf("KVPut of the largest value with the smallest memtable: %v", err)
+	}
+}
+
 func TestOpenCancelled(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
