@@ -253,8 +253,9 @@ func (h *Host) load(ctx context.Context, src source) (_ *loadedPlugin, err error
 }
 
 // bootstrap creates the plugin's runtime with WASI and the host functions,
-// compiles the module (through the compilation cache), checks its exports
-// and returns a first instance.
+// merges the module's data segments (see mergeDataSegments), compiles it
+// (through the compilation cache), checks its exports and returns a first
+// instance.
 func (p *loadedPlugin) bootstrap(ctx context.Context, wasm []byte, runtimeMem int64) (*instance, error) {
 	h := p.h
 	var rcfg wazero.RuntimeConfig
@@ -275,6 +276,9 @@ func (p *loadedPlugin) bootstrap(ctx context.Context, wasm []byte, runtimeMem in
 	}
 	if err := p.instantiateHostModule(ctx); err != nil {
 		return nil, fmt.Errorf("instantiate host functions: %w", err)
+	}
+	if merged, err := mergeDataSegments(wasm); err == nil {
+		wasm = merged
 	}
 	cstart := time.Now()
 	cctx := experimental.WithCompilationWorkers(ctx, runtime.GOMAXPROCS(0))
