@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"runtime/debug"
 	"strings"
 	"testing"
 )
@@ -108,5 +109,27 @@ func TestConfigErrorIsOneLine(t *testing.T) {
 	code, _, errOut = runCmd(t, []string{}, "serve", "-listen", "0.0.0.0:8788")
 	if code != exitError || strings.Count(errOut, "\n") != 1 || !strings.Contains(errOut, "server.listen") {
 		t.Errorf("serve on a public address in development mode = %d %q, want one line about server.listen", code, errOut)
+	}
+}
+
+func TestFormatVersion(t *testing.T) {
+	info := &debug.BuildInfo{
+		GoVersion: "go1.26.0",
+		Main:      debug.Module{Path: "github.com/toolgate/toolgate", Version: "v1.2.3"},
+		Settings: []debug.BuildSetting{
+			{Key: "vcs.revision", Value: "0123456789abcdef"},
+			{Key: "vcs.time", Value: "2026-11-26T05:00:00Z"},
+			{Key: "vcs.modified", Value: "true"},
+		},
+	}
+	got := formatVersion(info)
+	for _, want := range []string{"toolgate v1.2.3\n", "module    github.com/toolgate/toolgate\n", "revision  0123456789abcdef (modified)\n", "committed 2026-11-26T05:00:00Z\n", "go        go1.26.0 "} {
+		if !strings.Contains(got, want) {
+			t.Errorf("formatVersion lacks %q:\n%s", want, got)
+		}
+	}
+	info.Main.Version, info.Settings = "", nil
+	if got := formatVersion(info); !strings.HasPrefix(got, "toolgate (devel)\n") || strings.Contains(got, "revision") {
+		t.Errorf("formatVersion without VCS information:\n%s", got)
 	}
 }
