@@ -20,7 +20,13 @@
 //     DeleteToken, DeleteConsent) returns ErrNotFound; KVDelete does not.
 //   - Issuing a token whose hash is already a live token fails and, like any
 //     failure of ExchangeAuthCode or RotateRefreshToken, changes nothing.
-//   - An empty client ID, grant ID, token hash or code hash is ErrInvalid.
+//   - An empty client ID, grant ID, token hash, code hash or state hash is
+//     ErrInvalid.
+//   - KVList with a limit of zero returns every matching key.
+//   - ListAudit orders by Time, newest first; AppendAudit rejects a taken
+//     caller-chosen ID with ErrAlreadyExists.
+//   - GarbageCollect(ctx, now) treats now as the present: a record expiring
+//     before it is removed even if the wall clock has not got there yet.
 //   - Close may be called twice.
 package storetest
 
