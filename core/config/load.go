@@ -89,10 +89,11 @@ func Load(opts Options) (*Loaded, error) {
 		l.Sources[k.path] = "default"
 	}
 
-	path, explicit := opts.File, opts.File != ""
-	if !explicit {
-		path, explicit = lookupEnv(environ, ConfigFileEnv), lookupEnv(environ, ConfigFileEnv) != ""
+	path := opts.File
+	if path == "" {
+		path = lookupEnv(environ, ConfigFileEnv)
 	}
+	explicit := path != ""
 	if !explicit {
 		path = DefaultFile
 	}
