@@ -14,6 +14,8 @@ type ErrorKind string
 const (
 	// ErrKindUnknownTool: no loaded plugin serves that tool name.
 	ErrKindUnknownTool ErrorKind = "unknown_tool"
+	// ErrKindBadInput: the arguments are not valid JSON.
+	ErrKindBadInput ErrorKind = "bad_input"
 	// ErrKindInputTooLarge: the call input exceeds abi.MaxInputBytes.
 	ErrKindInputTooLarge ErrorKind = "input_too_large"
 	// ErrKindTimeout: the call ran past its wall-time limit.

@@ -405,7 +405,7 @@ func (h *Host) call(ctx context.Context, p *loadedPlugin, toolName string, args 
 	}
 	input, err := json.Marshal(abi.CallInput{Tool: toolName, Arguments: args, Caller: caller, CallID: opts.CallID})
 	if err != nil {
-		return abi.CallResult{}, &Error{Kind: ErrKindInputTooLarge, Plugin: p.src.name, Tool: toolName, Message: fmt.Sprintf("the arguments are not valid JSON: %v", err), Err: err}
+		return abi.CallResult{}, &Error{Kind: ErrKindBadInput, Plugin: p.src.name, Tool: toolName, Message: "the arguments are not valid JSON", Err: err}
 	}
 	if len(input) > abi.MaxInputBytes {
 		return abi.CallResult{}, &Error{Kind: ErrKindInputTooLarge, Plugin: p.src.name, Tool: toolName,

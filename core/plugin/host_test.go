@@ -130,6 +130,7 @@ func TestCallFaults(t *testing.T) {
 		{"big", `{"n":2000000}`, ErrKindOutputTooLarge, `bytes, over the limit of 1048576 bytes`},
 		{"grow", `{"n":20}`, ErrKindMemory, `over its limit of 16 MiB`},
 		{"nosuch", `{}`, ErrKindUnknownTool, `tool "nosuch": no loaded plugin serves this tool`},
+		{"ok", `{"a":`, ErrKindBadInput, `plugin "faulty" tool "ok": the arguments are not valid JSON`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.tool, func(t *testing.T) {

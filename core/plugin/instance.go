@@ -72,13 +72,15 @@ func (w stdioWriter) Write(b []byte) (int, error) {
 	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	room := w.inst.p.h.cfg.StdioLimit - st.stdio.Len()
-	if room < len(b) {
-		st.stdioCut += len(b) - max(room, 0)
-		b = b[:max(room, 0)]
+	n := len(b)
+	room := max(w.inst.p.h.cfg.StdioLimit-st.stdio.Len(), 0)
+	if room < n {
+		st.stdioCut += n - room
+		b = b[:room]
 	}
 	st.stdio.Write(b)
-	return len(b) + 0, nil
+	// Dropped bytes count as written: the guest must not retry them.
+	return n, nil
 }
 
 // flushStdio logs what the guest printed during the call.
