@@ -313,8 +313,8 @@ func (h *Host) reload(ctx context.Context) error {
 }
 
 // Subscribe calls fn after every reload, successful or not, until the
-// returned function is called. fn runs on the reloading goroutine and must
-// not block for long.
+// returned function is called. fn runs on the reloading goroutine, with the
+// reload lock held: it must not block for long and must not call Reload.
 func (h *Host) Subscribe(fn func(Event)) (unsubscribe func()) {
 	h.subsMu.Lock()
 	defer h.subsMu.Unlock()
