@@ -80,8 +80,10 @@ type ServerConfig struct {
 	// a loopback address. See [Config.AllowedHosts].
 	AllowedHosts []string `koanf:"allowed_hosts"`
 	// AllowedOrigins lists the browser origins (scheme://host[:port]) that
-	// may call the server from a web page. Empty (the default) derives the
-	// single origin of PublicURL. See [Config.AllowedOrigins].
+	// may call the server from a web page, for the cross-origin checks of
+	// the MCP and OAuth endpoints (EXPERIMENTAL: no endpoint reads it until
+	// those land). Empty (the default) derives the single origin of
+	// PublicURL. See [Config.AllowedOrigins].
 	AllowedOrigins []string `koanf:"allowed_origins"`
 }
 
