@@ -191,6 +191,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		c.Server.Listen = tcp.String()
 		s.setAllowedHosts(c.AllowedHosts())
 	}
+	// No ReadTimeout or WriteTimeout: /sse and streamable-HTTP responses
+	// stay open for as long as a client listens. Slow clients are bounded
+	// by ReadHeaderTimeout, the body limit and IdleTimeout instead.
 	srv := &http.Server{
 		Handler:           s.handler,
 		ReadHeaderTimeout: s.cfg.Server.ReadHeaderTimeout,
