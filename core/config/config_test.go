@@ -425,3 +425,27 @@ func TestFormatDuration(t *testing.T) {
 		}
 	}
 }
+
+func TestReadableSecretFileWarns(t *testing.T) {
+	path := writeFile(t, "[auth]\ncookie_encryption_key = \"0123456789abcdef0123456789abcdef\"\n")
+	tests := []struct {
+		mode os.FileMode
+		warn bool
+	}{{0o600, false}, {0o644, true}, {0o640, true}}
+	for _, tt := range tests {
+		if err := os.Chmod(path, tt.mode); err != nil {
+			t.Fatal(err)
+		}
+		l, err := Load(Options{File: path, Environ: []string{}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := strings.Join(l.Warnings, "\n")
+		if warned := strings.Contains(got, "auth.cookie_encryption_key"); warned != tt.warn {
+			t.Errorf("mode %o: warnings %q, want a warning: %v", tt.mode, got, tt.warn)
+		}
+		if strings.Contains(got, "0123456789abcdef") {
+			t.Errorf("warning repeats the secret: %q", got)
+		}
+	}
+}

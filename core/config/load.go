@@ -114,7 +114,8 @@ func Load(opts Options) (*Loaded, error) {
 
 // loadFile merges the TOML file at path, if any.
 func (l *Loaded) loadFile(path string, required bool) error {
-	if _, err := os.Stat(path); err != nil {
+	info, err := os.Stat(path)
+	if err != nil {
 		if !required && errors.Is(err, fs.ErrNotExist) {
 			return nil
 		}
@@ -125,7 +126,17 @@ func (l *Loaded) loadFile(path string, required bool) error {
 		return fmt.Errorf("config: %s: %s", path, oneLine(describeParseError(err)))
 	}
 	l.File = path
-	return l.mergeFile(path, k)
+	if err := l.mergeFile(path, k); err != nil {
+		return err
+	}
+	if info.Mode().Perm()&0o044 != 0 {
+		for _, ki := range schema.keys {
+			if ki.kind == kindSecret && l.Sources[ki.path] == path {
+				l.Warnings = append(l.Warnings, fmt.Sprintf("%s holds the secret %s and other users can read it; restrict it with chmod 600 or move the secret to $%s", path, ki.path, EnvName(ki.path)))
+			}
+		}
+	}
+	return nil
 }
 
 // mergeFile applies every key of a parsed file, refusing unknown keys and
