@@ -66,7 +66,7 @@ lint: ## Run go vet and staticcheck (native, and wasip1 for sdk and plugins)
 	$(GO) run $(STATICCHECK) ./...
 
 check: lint ## Everything a change must pass: fmt, vet, lint, tidy, wasip1 build, clean tree
-	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	@out=$$(gofmt -l $$(git ls-files --cached --others --exclude-standard '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) mod tidy -diff
 	$(WASM_ENV) $(GO) build ./sdk/... ./plugins/...
 	git diff --exit-code
