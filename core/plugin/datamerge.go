@@ -100,30 +100,41 @@ func mergeDataSegments(wasm []byte) ([]byte, error) {
 	// With no two segments overlapping, the order they are applied in does
 	// not matter and no segment writes into a gap.
 	slices.SortStableFunc(segs, func(a, b segment) int { return cmp.Compare(a.offset, b.offset) })
-	var merged []segment
-	var prevEnd uint64
-	for i, s := range segs {
-		start := uint64(s.offset)
-		if i > 0 && start < prevEnd {
+	for i := 1; i < len(segs); i++ {
+		if uint64(segs[i].offset) < uint64(segs[i-1].offset)+uint64(len(segs[i-1].bytes)) {
 			return nil, errNoMerge
 		}
-		if last := len(merged) - 1; last >= 0 && start-prevEnd <= mergeGap {
-			m := &merged[last]
-			m.bytes = append(m.bytes, make([]byte, start-prevEnd)...)
-			m.bytes = append(m.bytes, s.bytes...)
-		} else {
-			merged = append(merged, segment{s.offset, append([]byte(nil), s.bytes...)})
-		}
-		prevEnd = start + uint64(len(s.bytes))
 	}
-	var sec []byte
-	sec = binary.AppendUvarint(sec, uint64(len(merged)))
-	for _, s := range merged {
+	// Group neighbours, then write each group as one segment.
+	type group struct{ first, last int }
+	var groups []group
+	for i := range segs {
+		if g := len(groups) - 1; g >= 0 {
+			prev := segs[groups[g].last]
+			if uint64(segs[i].offset)-(uint64(prev.offset)+uint64(len(prev.bytes))) <= mergeGap {
+				groups[g].last = i
+				continue
+			}
+		}
+		groups = append(groups, group{i, i})
+	}
+	sec := make([]byte, 0, len(payload)+len(groups)*mergeGap)
+	sec = binary.AppendUvarint(sec, uint64(len(groups)))
+	for _, g := range groups {
+		base := uint64(segs[g.first].offset)
+		size := uint64(segs[g.last].offset) + uint64(len(segs[g.last].bytes)) - base
 		sec = append(sec, 0, 0x41)
-		sec = appendSleb32(sec, int32(s.offset))
+		sec = appendSleb32(sec, int32(segs[g.first].offset))
 		sec = append(sec, 0x0b)
-		sec = binary.AppendUvarint(sec, uint64(len(s.bytes)))
-		sec = append(sec, s.bytes...)
+		sec = binary.AppendUvarint(sec, size)
+		at := uint64(0)
+		for _, sg := range segs[g.first : g.last+1] {
+			for ; at < uint64(sg.offset)-base; at++ {
+				sec = append(sec, 0)
+			}
+			sec = append(sec, sg.bytes...)
+			at += uint64(len(sg.bytes))
+		}
 	}
 	out := make([]byte, 0, len(wasm)+len(sec)-len(payload))
 	out = append(out, wasm[:8]...)

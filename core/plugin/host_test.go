@@ -414,3 +414,29 @@ func metricValue(m prometheus.Metric) float64 {
 	}
 	return d.Gauge.GetValue()
 }
+
+func TestMetricsRegistry(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	dropIn := t.TempDir()
+	copyFile(t, testWasm(t, "echo"), filepath.Join(dropIn, "echo.wasm"))
+	h := mustTestHost(t, nil, dropIn, func(c *Config) { c.Registerer = reg })
+	// A second host on the same registry shares the collectors.
+	mustTestHost(t, nil, dropIn, func(c *Config) { c.Registerer = reg })
+	mustCall(t, h, "add", `{"a":1,"b":1}`, "2")
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]bool{}
+	for _, f := range families {
+		got[f.GetName()] = true
+	}
+	for _, name := range []string{
+		"toolgate_plugin_calls_total", "toolgate_plugin_call_duration_seconds", "toolgate_plugin_instances",
+		"toolgate_plugin_compile_seconds", "toolgate_plugin_load_seconds",
+	} {
+		if !got[name] {
+			t.Errorf("metric %s not registered (have %v)", name, got)
+		}
+	}
+}
