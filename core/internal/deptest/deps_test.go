@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -110,10 +112,45 @@ func violations(pkgs []pkg) []string {
 	return slices.Compact(out)
 }
 
+// trackSources opens every directory and stats every Go file and go.mod
+// of the module. go list runs in a child process whose reads the test
+// cache cannot see; touching the files here makes go test rerun this test
+// whenever any of them, or the set of files, changes.
+func trackSources(t *testing.T) {
+	t.Helper()
+	out, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		t.Fatalf("go env GOMOD: %v", err)
+	}
+	gomod := strings.TrimSpace(string(out))
+	if _, err := os.Stat(gomod); err != nil {
+		t.Fatalf("go.mod: %v", err)
+	}
+	err = filepath.WalkDir(filepath.Dir(gomod), func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			if name := d.Name(); name == ".git" || name == "node_modules" || name == "testdata" {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if strings.HasSuffix(path, ".go") {
+			_, err = os.Stat(path)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatalf("walking the module: %v", err)
+	}
+}
+
 func TestDependencyDirection(t *testing.T) {
 	if _, err := exec.LookPath("go"); err != nil {
 		t.Skip("the go command is not on PATH")
 	}
+	trackSources(t)
 	for _, env := range [][]string{nil, {"GOOS=wasip1", "GOARCH=wasm"}} {
 		t.Run(strings.Join(append([]string{"native"}, env...), " "), func(t *testing.T) {
 			pkgs := listPackages(t, env...)
