@@ -414,8 +414,9 @@ func (h *Host) call(ctx context.Context, p *loadedPlugin, toolName string, args 
 	return p.run(ctx, toolName, input, opts)
 }
 
-// Close stops the watcher, waits until calls in flight finish (or ctx is
-// done) and closes every plugin and the compilation cache handle.
+// Close stops the watcher, waits until calls in flight finish and closes
+// every plugin and the compilation cache handle. If ctx ends first, Close
+// returns an error and the rest is closed when the last call returns.
 func (h *Host) Close(ctx context.Context) error {
 	if h.closed.Swap(true) {
 		return nil
@@ -431,6 +432,11 @@ func (h *Host) Close(ctx context.Context) error {
 		select {
 		case <-s.done:
 		case <-ctx.Done():
+			// The set closes when its last call returns; the cache after it.
+			go func() {
+				<-s.done
+				_ = h.cache.Close(context.WithoutCancel(ctx))
+			}()
 			return fmt.Errorf("close plugin host: calls still running: %w", ctx.Err())
 		}
 	}

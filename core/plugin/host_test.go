@@ -356,10 +356,15 @@ func TestRecycleAboveHighWater(t *testing.T) {
 		t.Fatalf("instances after a small call = %v, want 1", got)
 	}
 	mustCall(t, h, "grow", `{"n":20}`, "grew")
-	if got := metricValue(gauge); got != 0 {
-		t.Fatalf("instances after growing past 16 MiB = %v, want 0 (recycled)", got)
+	// The grown instance was closed and a fresh one started in its place.
+	h.cur.Load().plugins[1].bg.Wait()
+	if got := metricValue(gauge); got != 1 {
+		t.Fatalf("instances after recycling = %v, want 1", got)
 	}
 	mustCall(t, h, "ok", `{}`, "ok user_alice")
+	if p := h.cur.Load().plugins[1]; p.src.name != "faulty" {
+		t.Fatalf("plugin = %s", p.src.name)
+	}
 }
 
 func TestCancel(t *testing.T) {
@@ -438,5 +443,36 @@ func TestMetricsRegistry(t *testing.T) {
 		if !got[name] {
 			t.Errorf("metric %s not registered (have %v)", name, got)
 		}
+	}
+}
+
+func TestCloseWaitsForCalls(t *testing.T) {
+	h := echoAndFaulty(t, nil, nil)
+	started := make(chan struct{})
+	var once sync.Once
+	result := make(chan string, 1)
+	go func() {
+		res, err := h.Call(context.Background(), "slow", json.RawMessage(`{"ms":300}`), alice,
+			CallOptions{Progress: func(Progress) { once.Do(func() { close(started) }) }})
+		if err != nil {
+			result <- err.Error()
+			return
+		}
+		result <- text(res)
+	}()
+	<-started
+	short, cancel := context.WithTimeout(context.Background(), time.Millisecond)
+	defer cancel()
+	if err := h.Close(short); err == nil || !strings.Contains(err.Error(), "calls still running") {
+		t.Fatalf("Close with a short deadline = %v", err)
+	}
+	if got := <-result; got != "slept" {
+		t.Fatalf("call in flight during Close = %q", got)
+	}
+	if h.Ready() {
+		t.Error("Ready after Close")
+	}
+	if _, err := call(t, h, "ok", `{}`); KindOf(err) != ErrKindUnavailable {
+		t.Fatalf("call after Close: %v", err)
 	}
 }

@@ -230,8 +230,36 @@ func (p *loadedPlugin) release(ctx context.Context, inst *instance, healthy bool
 	}
 	if inst != nil {
 		p.discard(ctx, inst)
+		if p.isolation == IsolationPooled {
+			p.replenish()
+		}
 	}
 	<-p.sem
+}
+
+// replenish starts a fresh instance in the background to replace one that
+// was discarded, so the next call does not pay for instantiation. It does
+// nothing once the plugin is closing.
+func (p *loadedPlugin) replenish() {
+	p.bgMu.Lock()
+	defer p.bgMu.Unlock()
+	if p.closing {
+		return
+	}
+	p.bg.Go(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		inst, err := p.newInstance(ctx)
+		if err != nil {
+			p.log.Warn("cannot start a replacement instance; the next call will try again", "err", err)
+			return
+		}
+		select {
+		case p.idle <- inst:
+		default:
+			p.discard(ctx, inst)
+		}
+	})
 }
 
 // run executes one tool call. It returns the guest's result, or an *Error.

@@ -67,6 +67,10 @@ type loadedPlugin struct {
 	sem  chan struct{}  // one token per concurrent call
 	idle chan *instance // warm instances
 
+	// bg tracks replacement instances being started; closing stops new ones.
+	bgMu      sync.Mutex
+	bg        sync.WaitGroup
+	closing   bool
 	closeOnce sync.Once
 }
 
@@ -299,6 +303,10 @@ func (p *loadedPlugin) bootstrap(ctx context.Context, wasm []byte, runtimeMem in
 // no call is in flight.
 func (p *loadedPlugin) close(ctx context.Context) {
 	p.closeOnce.Do(func() {
+		p.bgMu.Lock()
+		p.closing = true
+		p.bgMu.Unlock()
+		p.bg.Wait()
 		if p.idle != nil {
 			for {
 				select {
