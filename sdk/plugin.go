@@ -81,8 +81,8 @@ func Plugin(name, version, description string, opts ...PluginOption) {
 	if registry.declared {
 		panic(fmt.Sprintf("sdk: Plugin(%q) called twice", name))
 	}
-	if name == "" || version == "" {
-		panic("sdk: Plugin needs a name and a version")
+	if !validPluginName(name) || version == "" {
+		panic(fmt.Sprintf("sdk: Plugin(%q, %q): want a name of 1 to 64 characters from a-z, 0-9, _ and -, and a version", name, version))
 	}
 	registry.declared = true
 	m := &registry.manifest
@@ -253,6 +253,20 @@ func addTool[Args any](name, description string, handler Handler[Args], opts []T
 	toolTable.Store(table)
 	registry.manifest.Tools = append(registry.manifest.Tools, t.meta)
 	return nil
+}
+
+// validPluginName applies the host's plugin-name rule.
+func validPluginName(name string) bool {
+	if len(name) == 0 || len(name) > 64 {
+		return false
+	}
+	for i := range len(name) {
+		c := name[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 // validToolName applies the MCP tool-name rule.

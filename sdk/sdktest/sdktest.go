@@ -351,12 +351,33 @@ func (h fakeHost) kvCheck(fn string, key []byte) ([]byte, abi.Status, bool) {
 		res, st := h.fail(fn, string(key), abi.StatusNotGranted, "kv is not granted")
 		return res, st, false
 	}
-	if len(key) == 0 || len(key) > 1024 || bytes.Contains(key, []byte("..")) {
-		res, st := h.fail(fn, string(key), abi.StatusInvalidArgument, "bad key %q", key)
+	if msg := badKey(key); msg != "" {
+		res, st := h.fail(fn, string(key), abi.StatusInvalidArgument, "invalid key %q: %s", key, msg)
 		return res, st, false
 	}
 	return nil, 0, true
 }
+
+// badKey applies the host's key rule: 1 to 512 bytes of printable ASCII,
+// without "..", not starting with "/".
+func badKey(key []byte) string {
+	switch {
+	case len(key) == 0 || len(key) > maxKeyLen:
+		return "must be 1 to 512 bytes"
+	case key[0] == '/':
+		return "must not start with /"
+	case bytes.Contains(key, []byte("..")):
+		return `must not contain ".."`
+	}
+	for _, c := range key {
+		if c < 0x20 || c > 0x7e {
+			return "must be printable ASCII"
+		}
+	}
+	return ""
+}
+
+const maxKeyLen = 512
 
 func (h fakeHost) KVGet(key []byte) ([]byte, abi.Status) {
 	h.p.mu.Lock()
@@ -398,8 +419,8 @@ func (h fakeHost) KVDelete(key []byte) ([]byte, abi.Status) {
 	return h.ok(abi.FuncKVDelete, string(key), nil)
 }
 
-// defaultListLimit is the fake host's page size when the plugin asks for 0.
-const defaultListLimit = 100
+// maxListLimit is the host's page size when the plugin asks for 0 or more.
+const maxListLimit = 1000
 
 func (h fakeHost) KVList(in []byte) ([]byte, abi.Status) {
 	h.p.mu.Lock()
@@ -413,8 +434,8 @@ func (h fakeHost) KVList(in []byte) ([]byte, abi.Status) {
 		return h.fail(fn, "", abi.StatusInvalidArgument, "decode request: %v", err)
 	}
 	limit := req.Limit
-	if limit <= 0 {
-		limit = defaultListLimit
+	if limit <= 0 || limit > maxListLimit {
+		limit = maxListLimit
 	}
 	keys := []string{}
 	for k := range h.p.kv {
