@@ -2,6 +2,8 @@ package plugin
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -474,5 +476,53 @@ func TestCloseWaitsForCalls(t *testing.T) {
 	}
 	if _, err := call(t, h, "ok", `{}`); KindOf(err) != ErrKindUnavailable {
 		t.Fatalf("call after Close: %v", err)
+	}
+}
+
+func TestSources(t *testing.T) {
+	echo := testWasm(t, "echo")
+	b, err := os.ReadFile(echo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(b)
+	pin := hex.EncodeToString(sum[:])
+	tests := []struct {
+		name    string
+		dropIn  map[string]string // file name -> testdata plugin
+		pf      PluginsFile
+		plugins string // "name:file-base ..." of the loaded set
+	}{
+		{name: "drop-in allowed", dropIn: map[string]string{"echo.wasm": "echo"},
+			plugins: "echo:echo.wasm"},
+		{name: "drop-in denied", dropIn: map[string]string{"echo.wasm": "echo"}, pf: PluginsFile{DropIn: DropInDeny},
+			plugins: ""},
+		{name: "denied but listed", dropIn: map[string]string{"echo.wasm": "echo"},
+			pf:      PluginsFile{DropIn: DropInDeny, Plugins: map[string]PluginEntry{"echo": {SHA256: pin}}},
+			plugins: "echo:echo.wasm"},
+		{name: "explicit path wins over drop-in", dropIn: map[string]string{"echo.wasm": "badabi"},
+			pf:      PluginsFile{Plugins: map[string]PluginEntry{"echo": {Path: echo}}},
+			plugins: "echo:echo.wasm"},
+		{name: "other files ignored", dropIn: map[string]string{"echo.wasm": "echo", "notes.txt": "badabi", "echo.wasm.part": "badabi"},
+			plugins: "echo:echo.wasm"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			for file, src := range tt.dropIn {
+				copyFile(t, testWasm(t, src), filepath.Join(dir, file))
+			}
+			h := mustTestHost(t, &tt.pf, dir, nil)
+			var got []string
+			for _, p := range h.Tools().Plugins {
+				got = append(got, p.Name+":"+filepath.Base(p.File))
+				if p.SHA256 != pin {
+					t.Errorf("sha256 = %s, want %s", p.SHA256, pin)
+				}
+			}
+			if strings.Join(got, " ") != tt.plugins {
+				t.Fatalf("plugins = %q, want %q", got, tt.plugins)
+			}
+		})
 	}
 }
