@@ -241,7 +241,8 @@ func TestHTTP(t *testing.T) {
 
 	t.Run("private allowed", func(t *testing.T) {
 		h := echoAndFaulty(t, func(e *PluginEntry) {
-			*e = faultyEntry(t, grant)
+			// example.com is granted but not in the manifest: not usable.
+			*e = faultyEntry(t, grant, "example.com")
 			e.AllowPrivateHosts = true
 		}, nil)
 		mustCall(t, h, "http", `{"url":"`+srv.URL+`/hello"}`, "200 hi from /hello")
@@ -272,7 +273,11 @@ func TestHTTP(t *testing.T) {
 
 func TestKVConfigSecretsProgressLog(t *testing.T) {
 	kv := &memKV{}
-	h := echoAndFaulty(t, nil, func(c *Config) {
+	h := echoAndFaulty(t, func(e *PluginEntry) {
+		// Granted but not declared in the manifest: still not usable.
+		e.Config["undeclared"] = "x"
+		e.Secrets["undeclared"] = "TOOLGATE_TEST_TOKEN"
+	}, func(c *Config) {
 		c.KV = kv
 		c.LookupEnv = func(name string) (string, bool) {
 			if name == "TOOLGATE_TEST_TOKEN" {
@@ -291,6 +296,10 @@ func TestKVConfigSecretsProgressLog(t *testing.T) {
 
 	mustCall(t, h, "config", `{"name":"greeting"}`, "hello")
 	mustCall(t, h, "config", `{"name":"other"}`, `error: status -1: config value "other" is not granted to plugin "faulty"`)
+	mustCall(t, h, "config", `{"name":"undeclared"}`, `error: status -1: config value "undeclared" is not granted to plugin "faulty"`)
+	mustCall(t, h, "secret", `{"name":"undeclared"}`, `error: status -1: secret "undeclared" is not granted to plugin "faulty"`)
+	// Outside toolgate_call, host functions other than log fail.
+	mustCall(t, h, "manifeststatus", `{}`, "-5")
 	mustCall(t, h, "secret", `{"name":"token"}`, "s3cr3t-value")
 	mustCall(t, h, "secret", `{"name":"nope"}`, `error: status -1: secret "nope" is not granted to plugin "faulty"`)
 

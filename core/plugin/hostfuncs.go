@@ -26,8 +26,9 @@ const (
 )
 
 // instantiateHostModule defines the "toolgate/v1" host functions for one
-// plugin's runtime. Grants are checked on every call, so a capability the
-// plugin was not granted answers StatusNotGranted.
+// plugin's runtime. Grants (what the manifest asks for and plugins.toml
+// grants) are checked on every call: anything else answers
+// StatusNotGranted.
 func (p *loadedPlugin) instantiateHostModule(ctx context.Context) error {
 	b := p.rt.NewHostModuleBuilder(abi.HostModule)
 	def := func(name string, fn api.GoModuleFunc, params, results []api.ValueType) {
@@ -71,12 +72,17 @@ func read(mod api.Module, ptr, n uint32) ([]byte, bool) {
 	return bytes.Clone(b), true
 }
 
-// enter returns the running call's state, answering StatusFailed when the
-// function is called outside a call (from _initialize, say).
+// enter returns the running call's state. Outside toolgate_call (from
+// _initialize or toolgate_manifest) it answers StatusFailed and returns nil.
 func enter(ctx context.Context, stack []uint64) *callState {
 	st := stateFrom(ctx)
 	if st == nil {
 		stack[0] = statusWord(abi.StatusFailed)
+		return nil
+	}
+	if !st.inCall {
+		st.fail(stack, abi.StatusFailed, "host functions other than log and result_read work only during %s", abi.ExportCall)
+		return nil
 	}
 	return st
 }
@@ -168,7 +174,7 @@ func (p *loadedPlugin) hostHTTP(ctx context.Context, mod api.Module, stack []uin
 		st.fail(stack, abi.StatusInvalidArgument, "url %q is not an absolute http(s) URL without credentials", req.URL)
 		return
 	}
-	if _, ok := grantFor(u, p.src.entry.HTTP); !ok {
+	if _, ok := grantFor(u, p.grants.http); !ok {
 		st.fail(stack, abi.StatusNotGranted, "http to %s://%s is not granted to plugin %q", u.Scheme, u.Host, p.src.name)
 		return
 	}
@@ -226,7 +232,7 @@ func (p *loadedPlugin) kvCheck(ctx context.Context, stack []uint64) *callState {
 	if st == nil {
 		return nil
 	}
-	if !p.src.entry.KV || p.h.cfg.KV == nil {
+	if !p.grants.kv || p.h.cfg.KV == nil {
 		st.fail(stack, abi.StatusNotGranted, "kv is not granted to plugin %q", p.src.name)
 		return nil
 	}
@@ -408,7 +414,7 @@ func (p *loadedPlugin) hostConfigGet(ctx context.Context, mod api.Module, stack 
 	if !ok {
 		return
 	}
-	v, ok := p.src.entry.Config[name]
+	v, ok := p.grants.config[name]
 	if !ok {
 		st.fail(stack, abi.StatusNotGranted, "config value %q is not granted to plugin %q", name, p.src.name)
 		return
@@ -425,7 +431,7 @@ func (p *loadedPlugin) hostSecretGet(ctx context.Context, mod api.Module, stack 
 	if !ok {
 		return
 	}
-	env, ok := p.src.entry.Secrets[name]
+	env, ok := p.grants.secrets[name]
 	if !ok {
 		st.fail(stack, abi.StatusNotGranted, "secret %q is not granted to plugin %q", name, p.src.name)
 		return
@@ -452,7 +458,7 @@ func (p *loadedPlugin) hostProgress(ctx context.Context, mod api.Module, stack [
 	if st == nil {
 		return
 	}
-	if !p.src.entry.Progress {
+	if !p.grants.progress {
 		st.fail(stack, abi.StatusNotGranted, "progress is not granted to plugin %q", p.src.name)
 		return
 	}

@@ -33,7 +33,10 @@ type instance struct {
 // callState is what host functions see of the running call. It lives for
 // one call (or one load step) and is reached through the instance.
 type callState struct {
-	ctx      context.Context
+	ctx context.Context
+	// inCall is true during toolgate_call, the only time host functions
+	// beyond log and result_read work.
+	inCall   bool
 	tool     string
 	callID   string
 	progress func(Progress)
@@ -303,7 +306,10 @@ func (p *loadedPlugin) run(ctx context.Context, tool string, input []byte, opts 
 	if ptr == 0 || !mem.Write(ptr, input) {
 		return fail(ErrKindTrap, nil, "the plugin could not allocate %d bytes for the call input", len(input))
 	}
+	st.inCall = true
 	res, err = inst.call.Call(st.with(cctx), uint64(ptr), uint64(len(input)))
+	st.inCall = false
+	st.pending = nil
 	if err != nil {
 		return p.callFailed(ctx, cctx, st, inst, tool, lim, err, ctxErr)
 	}

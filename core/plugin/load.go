@@ -62,7 +62,9 @@ type loadedPlugin struct {
 	// closed after its call instead of going back to the pool.
 	recycleAbove uint32
 	tools        map[string]limits
-	httpClient   *http.Client
+	// grants are set once the manifest is validated, before any call.
+	grants     grants
+	httpClient *http.Client
 
 	sem  chan struct{}  // one token per concurrent call
 	idle chan *instance // warm instances
@@ -184,9 +186,6 @@ func (h *Host) load(ctx context.Context, src source) (_ *loadedPlugin, err error
 	if e.KV && h.cfg.KV == nil {
 		return nil, errors.New("plugins.toml grants kv, but the host has no key/value store")
 	}
-	if len(e.HTTP) > 0 {
-		p.httpClient = newHTTPClient(e.HTTP, e.AllowPrivateHosts)
-	}
 
 	defer func() {
 		if err != nil {
@@ -221,6 +220,10 @@ func (h *Host) load(ctx context.Context, src source) (_ *loadedPlugin, err error
 	}
 	if err := checkGrants(src.name, src.file, h.pluginsFileName(), p.manifest, e); err != nil {
 		return nil, err
+	}
+	p.grants = effectiveGrants(p.manifest, e)
+	if len(p.grants.http) > 0 {
+		p.httpClient = newHTTPClient(p.grants.http, e.AllowPrivateHosts)
 	}
 	known := make(map[string]bool, len(p.manifest.Tools))
 	for _, t := range p.manifest.Tools {

@@ -196,3 +196,40 @@ func tomlKey(s string) string {
 	}
 	return s
 }
+
+// grants are what a plugin may use at call time: what its manifest asks for
+// and plugins.toml grants, both.
+type grants struct {
+	http     []HostGrant
+	kv       bool
+	progress bool
+	config   map[string]string // name -> value
+	secrets  map[string]string // name -> environment variable
+}
+
+// effectiveGrants intersects a manifest's capabilities with an entry's
+// grants. An http grant counts when some host the manifest names covers it.
+func effectiveGrants(m abi.Manifest, e PluginEntry) grants {
+	c := m.Capabilities
+	g := grants{kv: c.KV && e.KV, progress: c.Progress && e.Progress,
+		config: map[string]string{}, secrets: map[string]string{}}
+	for _, hg := range e.HTTP {
+		for _, asked := range c.HTTP {
+			if hostGranted(asked, []HostGrant{hg}) {
+				g.http = append(g.http, hg)
+				break
+			}
+		}
+	}
+	for _, n := range c.Config {
+		if v, ok := e.Config[n]; ok {
+			g.config[n] = v
+		}
+	}
+	for _, n := range c.Secrets {
+		if env, ok := e.Secrets[n]; ok {
+			g.secrets[n] = env
+		}
+	}
+	return g
+}

@@ -72,6 +72,7 @@ var (
 			{Name: "secret", Description: "Reads secret name.", InputSchema: obj},
 			{Name: "log", Description: "Logs and prints n bytes.", InputSchema: obj},
 			{Name: "entropy", Description: "Returns the time and random bytes.", InputSchema: obj},
+			{Name: "manifeststatus", Description: "Returns what config_get answered during toolgate_manifest.", InputSchema: obj},
 		},
 		Capabilities: abi.Capabilities{
 			HTTP:     []string{"127.0.0.1"},
@@ -119,8 +120,16 @@ func alloc(size int32) int32 {
 	return int32(uintptr(unsafe.Pointer(&inBuf[0])))
 }
 
+// manifestStatus is what config_get answered during toolgate_manifest,
+// where host functions other than log must fail.
+var manifestStatus int64 = 1
+
 //go:wasmexport toolgate_manifest
-func manifestExport() uint64 { return pack(manifest) }
+func manifestExport() uint64 {
+	name := []byte("greeting")
+	manifestStatus = hostConfigGet(ptrOf(name), int32(len(name)))
+	return pack(manifest)
+}
 
 // pending reads the host's pending result after a host call returned status.
 func pending(status int64) (string, error) {
@@ -231,6 +240,8 @@ func call(ptr, n int32) uint64 {
 		fmt.Fprint(os.Stdout, strings.Repeat("o", a.N))
 		fmt.Fprint(os.Stderr, strings.Repeat("e", a.N))
 		return text("logged")
+	case "manifeststatus":
+		return text(strconv.FormatInt(manifestStatus, 10))
 	case "entropy":
 		var b [16]byte
 		if _, err := rand.Read(b[:]); err != nil {
