@@ -535,3 +535,22 @@ func TestSources(t *testing.T) {
 		})
 	}
 }
+
+// TestSDKAddPlugin loads plugins/add, built with the guest SDK, to check
+// that the SDK and this host agree on the ABI.
+func TestSDKAddPlugin(t *testing.T) {
+	wasm, err := tryBuildWasm("add", "../../plugins/add")
+	if err != nil {
+		t.Skipf("plugins/add does not build (the SDK is developed separately): %v", err)
+	}
+	dropIn := t.TempDir()
+	copyFile(t, wasm, filepath.Join(dropIn, "add.wasm"))
+	h := mustTestHost(t, nil, dropIn, nil)
+	res, err := call(t, h, "add", `{"a":2,"b":3}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if text(res) != "5" || string(res.Structured) != `{"sum":5}` {
+		t.Fatalf("add = %q, structured %s", text(res), res.Structured)
+	}
+}
