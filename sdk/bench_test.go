@@ -38,7 +38,7 @@ func BenchmarkEncodeResult(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		var err error
-		dst, scratch, err = encodeResult(dst[:0], scratch, r)
+		dst, scratch, err = encodeResult(dst[:0], scratch, r, nil)
 		if err != nil {
 			b.Fatal(err)
 		}

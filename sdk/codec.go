@@ -557,16 +557,22 @@ func (c *codec) decodeDirect(s *jsonx.Scanner, p unsafe.Pointer) error {
 		}
 		*(*string)(p) = jsonx.Unquote(raw, esc)
 	case kindFloat:
+		if c.rkind == reflect.Float64 {
+			s.SkipSpace()
+			if f, end, ok := fastNumber(s.Data, s.Pos); ok {
+				*(*float64)(p) = f
+				s.Pos = end
+				return nil
+			}
+		}
 		lit, err := c.number(s)
 		if err != nil {
 			return err
 		}
 		if c.rkind == reflect.Float64 {
-			f, ok := fastFloat(lit)
-			if !ok {
-				if f, err = strconv.ParseFloat(string(lit), 64); err != nil {
-					return argErrorf("number %s out of range", lit)
-				}
+			f, err := strconv.ParseFloat(string(lit), 64)
+			if err != nil {
+				return argErrorf("number %s out of range", lit)
 			}
 			*(*float64)(p) = f
 			return nil
@@ -650,6 +656,47 @@ func fastFloat(lit []byte) (f float64, ok bool) {
 	return f, true
 }
 
+// fastNumber reads a JSON number at d[i:] in one pass when fastFloat's
+// conditions hold (no exponent, at most 15 digits, no leading zero before
+// another digit) and returns its value and end. ok is false otherwise, and
+// the caller takes the general path.
+func fastNumber(d []byte, i int) (f float64, end int, ok bool) {
+	neg := false
+	if i < len(d) && d[i] == '-' {
+		neg = true
+		i++
+	}
+	if i >= len(d) || d[i] < '0' || d[i] > '9' || d[i] == '0' && i+1 < len(d) && d[i+1] >= '0' && d[i+1] <= '9' {
+		return 0, 0, false
+	}
+	var m uint64
+	digits, frac, dot := 0, 0, false
+	for ; i < len(d); i++ {
+		c := d[i]
+		if c >= '0' && c <= '9' {
+			m = m*10 + uint64(c-'0')
+			digits++
+			if dot {
+				frac++
+			}
+			continue
+		}
+		if c == '.' && !dot {
+			dot = true
+			continue
+		}
+		break
+	}
+	if digits > 15 || dot && frac == 0 || i < len(d) && (d[i] == 'e' || d[i] == 'E') {
+		return 0, 0, false
+	}
+	f = float64(m) / pow10[frac]
+	if neg {
+		f = -f
+	}
+	return f, i, true
+}
+
 // fastInt parses a plain integer literal of at most 18 digits.
 func fastInt(lit []byte) (n int64, ok bool) {
 	i, neg := 0, false
@@ -676,7 +723,8 @@ func fastInt(lit []byte) (n int64, ok bool) {
 func (c *codec) lookup(name []byte) int {
 	if len(c.fields) <= 8 {
 		for i := range c.fields {
-			if jsonx.Equal(name, c.fields[i].name) {
+			f := c.fields[i].name
+			if len(f) == len(name) && len(f) > 0 && f[0] == name[0] && jsonx.Equal(name, f) {
 				return i
 			}
 		}

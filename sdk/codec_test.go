@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"math"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -166,6 +167,31 @@ func TestFastNumbers(t *testing.T) {
 	for _, lit := range []string{"1e5", "1.", "", "-", "1234567890123456"} {
 		if _, ok := fastFloat([]byte(lit)); ok {
 			t.Errorf("fastFloat(%q) took the fast path, want the fallback", lit)
+		}
+	}
+}
+
+func TestFastNumber(t *testing.T) {
+	for _, tt := range []struct {
+		in  string
+		ok  bool
+		end int
+	}{
+		{"1", true, 1}, {"-0", true, 2}, {"0.5,", true, 3}, {"123.456}", true, 7}, {"-12.5 ", true, 5},
+		{"999999999999999", true, 15}, {"1.5.3", true, 3},
+		{"01", false, 0}, {"-", false, 0}, {"1.", false, 0}, {".5", false, 0}, {"1e5", false, 0},
+		{"2.5E-3", false, 0}, {"1234567890123456", false, 0}, {"x", false, 0}, {"", false, 0},
+	} {
+		f, end, ok := fastNumber([]byte(tt.in), 0)
+		if ok != tt.ok || ok && end != tt.end {
+			t.Errorf("fastNumber(%q) = %v, %d, %v; want ok=%v end=%d", tt.in, f, end, ok, tt.ok, tt.end)
+			continue
+		}
+		if ok {
+			want, err := strconv.ParseFloat(tt.in[:end], 64)
+			if err != nil || f != want || math.Signbit(f) != math.Signbit(want) {
+				t.Errorf("fastNumber(%q) = %v, want %v (%v)", tt.in, f, want, err)
+			}
 		}
 	}
 }

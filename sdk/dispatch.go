@@ -308,6 +308,7 @@ func decodeLenient(raw []byte, id *Identity) error {
 type dispatcher struct {
 	out     []byte
 	scratch []byte
+	last    lastCodec
 }
 
 // maxKeptBuffer is the largest buffer kept between calls; a larger one is
@@ -337,7 +338,7 @@ func (d *dispatcher) call(dst, in []byte) (out []byte) {
 		return appendError(dst, abi.ErrUnknownTool, fmt.Sprintf("no tool named %q in this plugin", ci.tool))
 	}
 	if ci.argsErr != nil {
-		return appendError(dst, abi.ErrInvalidArguments, "invalid arguments: "+ci.argsErr.Error())
+		return appendError(dst, abi.ErrInvalidArguments, ci.argsErr.Error())
 	}
 	defer func() {
 		if p := recover(); p != nil {
@@ -352,7 +353,7 @@ func (d *dispatcher) call(dst, in []byte) (out []byte) {
 	if err != nil {
 		return appendToolError(dst, err.Error())
 	}
-	out, d.scratch, err = encodeResult(dst, d.scratch, res)
+	out, d.scratch, err = encodeResult(dst, d.scratch, res, &d.last)
 	if err != nil {
 		return appendError(dst, abi.ErrInternal, fmt.Sprintf("tool %q: %v", ci.tool, err))
 	}

@@ -40,27 +40,27 @@ func TestDispatch(t *testing.T) {
 		{"unknown tool with odd arguments", `{"tool":"nope","arguments":[1,2]}`,
 			`{"error":{"code":"unknown_tool","message":"no tool named \"nope\" in this plugin"}}`},
 		{"wrong type", `{"tool":"test_add","arguments":{"a":"1","b":2}}`,
-			`{"error":{"code":"invalid_arguments","message":"invalid arguments: a: want a number"}}`},
+			`{"error":{"code":"invalid_arguments","message":"a: want a number"}}`},
 		{"missing required", `{"tool":"test_add","arguments":{"a":1}}`,
-			`{"error":{"code":"invalid_arguments","message":"invalid arguments: missing required field \"b\""}}`},
+			`{"error":{"code":"invalid_arguments","message":"missing required field \"b\""}}`},
 		{"unknown member", `{"tool":"test_add","arguments":{"a":1,"b":2,"c":3}}`,
-			`{"error":{"code":"invalid_arguments","message":"invalid arguments: unknown field \"c\""}}`},
+			`{"error":{"code":"invalid_arguments","message":"unknown field \"c\""}}`},
 		{"arguments not an object", `{"tool":"test_add","arguments":[1,2]}`,
-			`{"error":{"code":"invalid_arguments","message":"invalid arguments: want an object"}}`},
+			`{"error":{"code":"invalid_arguments","message":"want an object"}}`},
 		{"null arguments are empty", `{"tool":"test_fail","arguments":null}`,
 			`{"content":[{"type":"text","text":"the printer is on fire"}],"is_error":true}`},
 		{"absent arguments are empty", `{"tool":"test_fail"}`,
 			`{"content":[{"type":"text","text":"the printer is on fire"}],"is_error":true}`},
 		{"below minimum", `{"tool":"test_echo","arguments":{"text":"x","steps":2}}`,
-			`{"error":{"code":"invalid_arguments","message":"invalid arguments: steps: 2 is less than the minimum 4"}}`},
+			`{"error":{"code":"invalid_arguments","message":"steps: 2 is less than the minimum 4"}}`},
 		{"not in enum", `{"tool":"test_echo","arguments":{"text":"x","mode":"medium"}}`,
-			`{"error":{"code":"invalid_arguments","message":"invalid arguments: mode: medium is not one of [fast slow]"}}`},
+			`{"error":{"code":"invalid_arguments","message":"mode: medium is not one of [fast slow]"}}`},
 		{"default applied", `{"tool":"test_echo","arguments":{"text":"x"}}`,
 			`{"content":[{"type":"text","text":"{\"text\":\"x\",\"steps\":4}"}],"structured":{"text":"x","steps":4}}`},
 		{"integral float for int", `{"tool":"test_echo","arguments":{"text":"x","steps":5.0,"tags":["a","b"]}}`,
 			`{"content":[{"type":"text","text":"{\"text\":\"x\",\"steps\":5,\"tags\":[\"a\",\"b\"]}"}],"structured":{"text":"x","steps":5,"tags":["a","b"]}}`},
 		{"fractional for int", `{"tool":"test_echo","arguments":{"text":"x","steps":5.5}}`,
-			`{"error":{"code":"invalid_arguments","message":"invalid arguments: steps: want an integer, got 5.5"}}`},
+			`{"error":{"code":"invalid_arguments","message":"steps: want an integer, got 5.5"}}`},
 		{"escaped strings", `{"tool":"test_echo","arguments":{"text":"a\"b\\c\u00e9\ud83d\ude00<>"}}`,
 			`{"content":[{"type":"text","text":"{\"text\":\"a\\\"b\\\\cé😀\\u003c\\u003e\",\"steps\":4}"}],"structured":{"text":"a\"b\\cé😀\u003c\u003e","steps":4}}`},
 		{"handler error", `{"tool":"test_fail","arguments":{}}`,
@@ -141,5 +141,33 @@ func TestLongCallID(t *testing.T) {
 	res = callJSON(t, `{"tool":"test_whoami","caller":{"user_id":"u","permissions":[]},"call_id":"a\u0062c"}`)
 	if got := res.Content[0].Text; !strings.HasSuffix(got, " abc") {
 		t.Errorf("text %q does not end with the unescaped call id abc", got)
+	}
+}
+
+// TestConcurrentDispatchers hammers the shared state of the call path (the
+// spare arguments value, the caller cache, the tool table) from several
+// dispatchers at once, as natively run tests may; run it with -race.
+func TestConcurrentDispatchers(t *testing.T) {
+	const workers, calls = 4, 200
+	errs := make(chan string, workers)
+	for w := range workers {
+		go func() {
+			var d dispatcher
+			for i := range calls {
+				text := strings.Repeat("x", w+1) + strings.Repeat("y", i%3)
+				in := `{"tool":"test_echo","arguments":{"text":"` + text + `"},"caller":{"user_id":"u` + strings.Repeat("1", w) + `","permissions":[]}}`
+				want := `{"content":[{"type":"text","text":"{\"text\":\"` + text + `\",\"steps\":4}"}],"structured":{"text":"` + text + `","steps":4}}`
+				if got := string(d.handle([]byte(in))); got != want {
+					errs <- "got " + got + ", want " + want
+					return
+				}
+			}
+			errs <- ""
+		}()
+	}
+	for range workers {
+		if e := <-errs; e != "" {
+			t.Error(e)
+		}
 	}
 }

@@ -100,15 +100,16 @@ func (r Result) IsError() bool { return r.isError }
 func (r Result) StructuredValue() (any, bool) { return r.structured, r.hasStructured }
 
 // encodeResult appends the CallResult JSON for r to dst. scratch is a reused
-// buffer for the structured JSON; the grown scratch is returned.
-func encodeResult(dst, scratch []byte, r Result) (out, scratchOut []byte, err error) {
+// buffer for the structured JSON; the grown scratch is returned. last caches
+// the codec of the previous structured type (a tool returns one type).
+func encodeResult(dst, scratch []byte, r Result, last *lastCodec) (out, scratchOut []byte, err error) {
 	var structured []byte
 	if r.hasStructured {
 		v := reflect.ValueOf(r.structured)
 		if !v.IsValid() {
 			return dst, scratch, fmt.Errorf("structured content is nil")
 		}
-		c, err := codecFor(v.Type())
+		c, err := last.get(v.Type())
 		if err != nil {
 			return dst, scratch, fmt.Errorf("structured content: %w", err)
 		}
@@ -151,6 +152,24 @@ func encodeResult(dst, scratch []byte, r Result) (out, scratchOut []byte, err er
 		dst = append(dst, `,"is_error":true`...)
 	}
 	return append(dst, '}'), scratch, nil
+}
+
+// lastCodec remembers one type's codec, so that the call path skips the
+// shared cache's hashing (costly in WebAssembly) when the type repeats.
+type lastCodec struct {
+	typ reflect.Type
+	c   *codec
+}
+
+func (l *lastCodec) get(t reflect.Type) (*codec, error) {
+	if l != nil && l.typ == t {
+		return l.c, nil
+	}
+	c, err := codecFor(t)
+	if err == nil && l != nil {
+		l.typ, l.c = t, c
+	}
+	return c, err
 }
 
 func appendContent(dst []byte, c *abi.Content) []byte {

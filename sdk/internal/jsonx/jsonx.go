@@ -605,18 +605,28 @@ func HasPrefix(b, prefix []byte) bool {
 	if len(b) < len(prefix) {
 		return false
 	}
+	n := len(prefix)
 	i := 0
-	for ; i+8 <= len(prefix); i += 8 {
+	// 32 bytes per iteration: every iteration is a termination check in
+	// the host, so fewer, fatter iterations win.
+	for ; i+32 <= n; i += 32 {
+		if load64(b, i) != load64(prefix, i) || load64(b, i+8) != load64(prefix, i+8) ||
+			load64(b, i+16) != load64(prefix, i+16) || load64(b, i+24) != load64(prefix, i+24) {
+			return false
+		}
+	}
+	for ; i+8 <= n; i += 8 {
 		if load64(b, i) != load64(prefix, i) {
 			return false
 		}
 	}
-	for ; i < len(prefix); i++ {
-		if b[i] != prefix[i] {
-			return false
-		}
+	if i == n {
+		return true
 	}
-	return true
+	if n >= 8 {
+		return load64(b, n-8) == load64(prefix, n-8)
+	}
+	return tail(b, i, n) == tail(prefix, i, n)
 }
 
 // Equal reports whether b holds exactly the bytes of str, without calling
