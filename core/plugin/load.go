@@ -38,8 +38,6 @@ type source struct {
 	name  string
 	file  string
 	entry PluginEntry
-	// listed is true when plugins.toml has an entry for the plugin.
-	listed bool
 }
 
 // loadedPlugin is one compiled, validated plugin with its own wazero
@@ -352,7 +350,7 @@ func (h *Host) sources(pf *PluginsFile) ([]source, error) {
 		case !filepath.IsAbs(file):
 			file = filepath.Join(pf.Dir, file)
 		}
-		out = append(out, source{name: name, file: file, entry: e, listed: true})
+		out = append(out, source{name: name, file: file, entry: e})
 	}
 	ents, err := os.ReadDir(h.cfg.DropInDir)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
