@@ -26,9 +26,11 @@ var benchInput = []byte(`{"tool":"test_add","arguments":{"a":1,"b":2},"caller":{
 func BenchmarkParseCallInput(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := parseCallInput(benchInput); err != nil {
+		ci, err := parseCallInput(benchInput)
+		if err != nil {
 			b.Fatal(err)
 		}
+		ci.releaseArgs()
 	}
 }
 

@@ -556,6 +556,11 @@ func AppendFloat(dst []byte, f float64, bits int) ([]byte, error) {
 		// without the shortest-representation search.
 		return strconv.AppendInt(dst, int64(f), 10), nil
 	}
+	if bits == 64 {
+		if out, ok := appendShortDecimal(dst, f); ok {
+			return out, nil
+		}
+	}
 	abs := f
 	if abs < 0 {
 		abs = -abs
@@ -579,6 +584,47 @@ func AppendFloat(dst []byte, f float64, bits int) ([]byte, error) {
 }
 
 const maxFloat = 1.7976931348623157e308
+
+// decimalPow10 are the powers of ten appendShortDecimal tries.
+var decimalPow10 = [...]float64{1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6}
+
+// appendShortDecimal formats f the way strconv's shortest 'f' formatting
+// does when f has at most six decimals, without the general algorithm.
+// It finds the fewest decimals k for which m = round(f·10^k) gives back f
+// as m/10^k (exact: m and 10^k are exact float64s and the division is
+// correctly rounded). Keeping |m| below 2^50 spaces the candidates more
+// than four ulps of f apart, so at most one k-decimal rounds to f and it
+// is the one strconv prints. ok is false when no k up to 6 works.
+func appendShortDecimal(dst []byte, f float64) ([]byte, bool) {
+	for k := 1; k < len(decimalPow10); k++ {
+		x := f * decimalPow10[k]
+		if x >= 1<<50 || x <= -(1<<50) {
+			return dst, false
+		}
+		m := math.Round(x)
+		if m/decimalPow10[k] != f || m == 0 {
+			continue
+		}
+		n := int64(m)
+		if n < 0 {
+			dst = append(dst, '-')
+			n = -n
+		}
+		var buf [24]byte
+		digits := strconv.AppendInt(buf[:0], n, 10)
+		if len(digits) <= k {
+			dst = append(dst, '0', '.')
+			for range k - len(digits) {
+				dst = append(dst, '0')
+			}
+			return append(dst, digits...), true
+		}
+		dst = append(dst, digits[:len(digits)-k]...)
+		dst = append(dst, '.')
+		return append(dst, digits[len(digits)-k:]...), true
+	}
+	return dst, false
+}
 
 const (
 	lsb = 0x0101010101010101

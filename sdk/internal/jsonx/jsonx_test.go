@@ -142,3 +142,47 @@ func TestEqualAndHasPrefix(t *testing.T) {
 		}
 	}
 }
+
+func FuzzAppendFloat(f *testing.F) {
+	for _, v := range []float64{0.1, 0.25, 3.75, -12.5, 123456.789, 0.000001, 0.0000015, 1e-7, 99999999.999999, 1234567.1, 0.3, 2.675, 1.005, 1e14 + 0.5, math.Pi} {
+		f.Add(v)
+	}
+	f.Fuzz(func(t *testing.T, v float64) {
+		want, err := json.Marshal(v)
+		got, gerr := AppendFloat(nil, v, 64)
+		if (err == nil) != (gerr == nil) {
+			t.Fatalf("AppendFloat(%v) error %v, encoding/json error %v", v, gerr, err)
+		}
+		if err == nil && string(got) != string(want) {
+			t.Fatalf("AppendFloat(%v) = %s, want %s", v, got, want)
+		}
+	})
+}
+
+// TestAppendShortDecimals compares the short-decimal path with
+// encoding/json over decimals of every length it handles, including the
+// largest mantissas it accepts, and their neighbouring floats.
+func TestAppendShortDecimals(t *testing.T) {
+	pow := []float64{1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6}
+	check := func(v float64) {
+		want, err := json.Marshal(v)
+		if err != nil {
+			return
+		}
+		got, err := AppendFloat(nil, v, 64)
+		if err != nil || string(got) != string(want) {
+			t.Fatalf("AppendFloat(%v) = %s, %v; want %s", v, got, err, want)
+		}
+	}
+	for k := 1; k <= 6; k++ {
+		for _, base := range []int64{1, 7, 123, 99999, 1234567, 1 << 30, 1<<50 - 1, 1 << 50, 1<<53 - 1} {
+			for d := int64(-300); d <= 300; d++ {
+				v := float64(base+d) / pow[k]
+				check(v)
+				check(-v)
+				check(math.Nextafter(v, math.Inf(1)))
+				check(math.Nextafter(v, math.Inf(-1)))
+			}
+		}
+	}
+}
