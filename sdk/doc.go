@@ -97,8 +97,8 @@
 // # Cost
 //
 // A WebAssembly host that can stop runaway plugins checks for termination
-// at every loop iteration and function entry, and those checks dominate a
-// small call. The call path therefore avoids reflection and allocation
+// at every loop back-edge, which Go's WebAssembly code takes on most
+// branches, and those checks dominate a small call. The call path therefore avoids reflection and allocation
 // where it can: schemas and decode plans are built at registration, the
 // input and output buffers are reused, the caller identity is parsed once
 // per distinct caller, and the arguments value is reused between calls.
