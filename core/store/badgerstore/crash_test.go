@@ -138,19 +138,21 @@ func TestCrash(t *testing.T) {
 		}
 		lines := bufio.NewScanner(out)
 		n := 0
-		for n < killAfter && lines.Scan() {
-			f := strings.Fields(lines.Text())
+		// record notes one line of the child's output; it reports whether
+		// the line acknowledged a write.
+		record := func(line string) bool {
+			f := strings.Fields(line)
 			switch {
 			case len(f) == 0:
-				continue
+				return false
 			case f[0] == "error":
-				t.Fatalf("round %d: child failed: %s", round, lines.Text())
+				t.Fatalf("round %d: child failed: %s", round, line)
 			case f[0] == "ready":
-				continue
+				return false
 			case f[0] == "update":
 				c, err := strconv.Atoi(f[1])
 				if err != nil {
-					t.Fatalf("bad line %q", lines.Text())
+					t.Fatalf("bad line %q", line)
 				}
 				maxCounter = max(maxCounter, c)
 			case len(f) == 3:
@@ -158,15 +160,28 @@ func TestCrash(t *testing.T) {
 			case len(f) == 2:
 				acked = append(acked, ack{f[0], f[1], ""})
 			default:
-				continue // the testing package's own output
+				return false // the testing package's own output
 			}
-			n++
+			return true
+		}
+		for n < killAfter && lines.Scan() {
+			if record(lines.Text()) {
+				n++
+			}
 		}
 		if n < killAfter {
 			t.Fatalf("round %d: child stopped after %d writes: %v", round, n, lines.Err())
 		}
 		if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
 			t.Fatal(err)
+		}
+		// The child kept writing while we read: every line it printed
+		// before it died acknowledges a write too, so drain the pipe
+		// (it reaches EOF when the child is gone) before Wait closes it.
+		for lines.Scan() {
+			if record(lines.Text()) {
+				n++
+			}
 		}
 		_ = cmd.Wait()
 		t.Logf("round %d: killed the child after %d acknowledged writes", round, n)
