@@ -399,3 +399,9 @@ func (e *testEnv) signIn(user string) (registered, tokens) {
 	}
 	return c, tk
 }
+
+// copyBody copies and closes a response body.
+func copyBody(w *strings.Builder, resp *http.Response) (int64, error) {
+	defer resp.Body.Close()
+	return io.Copy(w, resp.Body)
+}

@@ -60,7 +60,7 @@ func checkRedirectURI(raw string) (redirectKind, string) {
 		return 0, "redirect URI is not absolute"
 	}
 	scheme := strings.ToLower(u.Scheme)
-	if u.Scheme != scheme {
+	if !strings.HasPrefix(raw, scheme+":") { // url.Parse lowercases the scheme
 		return 0, "redirect URI scheme must be lowercase"
 	}
 	if u.User != nil {

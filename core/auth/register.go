@@ -234,10 +234,11 @@ func registrationResponseFor(c store.Client, secret string) registrationResponse
 }
 
 // touchClient records that a client was used, pushing back the expiry of an
-// unused registration. It writes at most once an hour per client.
+// unused registration. It writes at most once per tenth of ClientTTL (and
+// at least once an hour) per client.
 func (s *Server) touchClient(ctx context.Context, c store.Client) {
 	now := s.cfg.Now().UTC()
-	if now.Sub(c.LastUsedAt) < time.Hour {
+	if now.Sub(c.LastUsedAt) < min(time.Hour, s.cfg.ClientTTL/10) {
 		return
 	}
 	_, err := s.st.UpdateClient(ctx, c.ID, func(c *store.Client) error {
