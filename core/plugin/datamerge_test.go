@@ -165,3 +165,49 @@ func FuzzMergeDataSegments(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkInstantiateMerged compares instantiating (with _initialize) the
+// Go-built echo plugin as built and with its data segments merged.
+func BenchmarkInstantiateMerged(b *testing.B) {
+	orig, err := os.ReadFile(testWasm(b, "echo"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	merged, err := mergeDataSegments(orig)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		wasm []byte
+	}{{"original", orig}, {"merged", merged}} {
+		b.Run(tc.name, func(b *testing.B) {
+			ctx := context.Background()
+			cache, err := wazero.NewCompilationCacheWithDir(testCacheDir)
+			if err != nil {
+				b.Fatal(err)
+			}
+			rt := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfig().WithCompilationCache(cache).WithCloseOnContextDone(true))
+			defer rt.Close(ctx)
+			h := &Host{}
+			h.cfg.LogLimit = DefaultLogLimit
+			p := &loadedPlugin{h: h, rt: rt}
+			wasi_snapshot_preview1.MustInstantiate(ctx, rt)
+			if err := p.instantiateHostModule(ctx); err != nil {
+				b.Fatal(err)
+			}
+			cm, err := rt.CompileModule(ctx, tc.wasm)
+			if err != nil {
+				b.Fatal(err)
+			}
+			cfg := wazero.NewModuleConfig().WithName("").WithStartFunctions("_initialize")
+			for b.Loop() {
+				mod, err := rt.InstantiateModule(ctx, cm, cfg)
+				if err != nil {
+					b.Fatal(err)
+				}
+				_ = mod.Close(ctx)
+			}
+		})
+	}
+}
