@@ -86,7 +86,10 @@
 //
 // # Host capabilities
 //
-// Caller and CallID describe the running call. Logger and the Log
+// A handler's context is never cancelled from inside the guest: the host
+// enforces the call's deadline by stopping the instance, and host functions
+// report a passed deadline as ErrCancelled. Caller and CallID describe the
+// running call. Logger and the Log
 // functions write to the host's log. HTTPDo, KVGet, KVPut, KVDelete,
 // KVList, Config, Secret and Progress reach the host; each needs the
 // capability declared in Plugin (AllowHTTP, UseKV, UseConfig, UseSecrets,
