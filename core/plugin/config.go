@@ -36,7 +36,8 @@ type Config struct {
 	// under the data directory.
 	CacheDir string
 	// PluginsFile is the path of plugins.toml. Empty means no file (unless
-	// Plugins is set). Relative paths inside it resolve against its
+	// Plugins is set); so does a path where no file exists yet, which lets
+	// an operator create it later and reload. Relative paths inside it resolve against its
 	// directory. Reload re-reads it.
 	PluginsFile string
 	// Plugins, when non-nil, is used instead of reading PluginsFile (tests,

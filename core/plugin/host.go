@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"sort"
 	"sync"
@@ -263,9 +264,17 @@ func (h *Host) reload(ctx context.Context) error {
 	if pf == nil {
 		pf = &PluginsFile{DropIn: DropInAllow, Name: "plugins.toml", Dir: "."}
 		if h.cfg.PluginsFile != "" {
-			var err error
-			if pf, err = ReadPluginsFile(h.cfg.PluginsFile); err != nil {
+			read, err := ReadPluginsFile(h.cfg.PluginsFile)
+			switch {
+			case errors.Is(err, fs.ErrNotExist):
+				// A missing file is an empty one: every plugin in the
+				// drop-in folder loads, with no grants. Creating the file
+				// and reloading (SIGHUP) brings its entries in.
+				h.log.Info("no plugins file; loading the drop-in folder without grants", "file", h.cfg.PluginsFile, "dir", h.cfg.DropInDir)
+			case err != nil:
 				return err
+			default:
+				pf = read
 			}
 		}
 	}
