@@ -15,14 +15,18 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"os/signal"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/toolgate/toolgate/core/config"
+	"github.com/toolgate/toolgate/core/plugin"
 	"github.com/toolgate/toolgate/core/store"
 	"github.com/toolgate/toolgate/core/store/badgerstore"
 )
@@ -73,9 +77,10 @@ const ReadinessTimeout = 2 * time.Second
 // Server is toolgate's HTTP server with everything it serves. Build it
 // with [New], then call [Server.Serve] or use [Run].
 type Server struct {
-	cfg   config.Config
-	log   *slog.Logger
-	store store.Store
+	cfg     config.Config
+	log     *slog.Logger
+	store   store.Store
+	plugins *plugin.Host
 
 	reg     *prometheus.Registry
 	metrics *httpMetrics
@@ -135,6 +140,26 @@ func newServer(ctx context.Context, cfg config.Config, logger *slog.Logger, open
 	)
 	s.metrics = newHTTPMetrics(s.reg)
 	s.AddReadinessCheck("store", st.Ping)
+	host, err := plugin.New(ctx, plugin.Config{
+		CacheDir:    cfg.PluginCacheDir(),
+		PluginsFile: cfg.Plugins.Config,
+		DropInDir:   cfg.Plugins.Dir,
+		Watch:       cfg.Plugins.Watch,
+		PoolSize:    cfg.Plugins.PoolSize,
+		KV:          st,
+		Logger:      logger.With("component", "plugins"),
+		Registerer:  s.reg,
+	})
+	if err != nil {
+		return nil, errors.Join(fmt.Errorf("load plugins: %w", err), st.Close())
+	}
+	s.plugins = host
+	s.AddReadinessCheck("plugins", func(context.Context) error {
+		if !host.Ready() {
+			return errors.New("no plugin set loaded")
+		}
+		return nil
+	})
 	s.routes()
 	s.handler = s.middleware(s.mux)
 	return s, nil
@@ -215,13 +240,27 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+
 	var serveErr error
-	select {
-	case err := <-served:
-		// The listener failed before anyone asked us to stop.
-		serveErr = fmt.Errorf("serve: %w", err)
-	case <-ctx.Done():
-		s.log.Info("shutting down", "reason", context.Cause(ctx).Error(), "timeout", s.cfg.Server.ShutdownTimeout.String())
+wait:
+	for {
+		select {
+		case err := <-served:
+			// The listener failed before anyone asked us to stop.
+			serveErr = fmt.Errorf("serve: %w", err)
+			break wait
+		case <-hup:
+			s.log.Info("SIGHUP: reloading plugins", "file", s.cfg.Plugins.Config, "dir", s.cfg.Plugins.Dir)
+			if err := s.Reload(ctx); err == nil {
+				s.log.Info("plugins reloaded")
+			} // a failed reload is logged by the host, and the old set keeps serving
+		case <-ctx.Done():
+			s.log.Info("shutting down", "reason", context.Cause(ctx).Error(), "timeout", s.cfg.Server.ShutdownTimeout.String())
+			break wait
+		}
 	}
 	s.draining.Store(true)
 	if s.testHookShutdown != nil {
@@ -253,11 +292,27 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 // result.
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
+		// Plugins first: a running call may still use the store (kv).
+		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.Server.ShutdownTimeout)
+		defer cancel()
+		if err := s.plugins.Close(ctx); err != nil {
+			s.closeErr = fmt.Errorf("close the plugin host: %w", err)
+		}
 		if err := s.store.Close(); err != nil {
-			s.closeErr = fmt.Errorf("close the store: %w", err)
+			s.closeErr = errors.Join(s.closeErr, fmt.Errorf("close the store: %w", err))
 		}
 	})
 	return s.closeErr
+}
+
+// Plugins is the plugin host, for components mounted on the server.
+func (s *Server) Plugins() *plugin.Host { return s.plugins }
+
+// Reload re-reads plugins.toml and the drop-in folder and swaps the new
+// plugin set in; on error the old set keeps serving. Serve calls it on
+// SIGHUP.
+func (s *Server) Reload(ctx context.Context) error {
+	return s.plugins.Reload(ctx)
 }
 
 func (s *Server) setAllowedHosts(hosts []string) {

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -43,6 +44,8 @@ func testConfig(t *testing.T) config.Config {
 	cfg := config.Default()
 	cfg.Store.Dir = t.TempDir()
 	cfg.Server.Listen = "127.0.0.1:0"
+	cfg.Plugins.Dir = filepath.Join(t.TempDir(), "dist")
+	cfg.Plugins.Config = filepath.Join(t.TempDir(), "plugins.toml") // absent: no grants
 	return cfg
 }
 
@@ -113,11 +116,11 @@ func TestHealthz(t *testing.T) {
 }
 
 func TestReadyz(t *testing.T) {
-	var pluginsLoaded atomic.Bool
+	var extraReady atomic.Bool
 	ts := startServer(t, testConfig(t), func(s *Server) {
-		s.AddReadinessCheck("plugins", func(context.Context) error {
-			if !pluginsLoaded.Load() {
-				return errors.New("plugin set not loaded yet")
+		s.AddReadinessCheck("extra", func(context.Context) error {
+			if !extraReady.Load() {
+				return errors.New("extra component not ready yet")
 			}
 			return nil
 		})
@@ -125,19 +128,19 @@ func TestReadyz(t *testing.T) {
 	tests := []struct {
 		name        string
 		storeErr    error
-		plugins     bool
+		extra       bool
 		wantCode    int
 		wantFailing []string
 	}{
-		{name: "plugins not loaded", plugins: false, wantCode: 503, wantFailing: []string{"plugins"}},
-		{name: "all pass", plugins: true, wantCode: 200},
-		{name: "store down", storeErr: errors.New("store: closed"), plugins: true, wantCode: 503, wantFailing: []string{"store"}},
-		{name: "both down", storeErr: errors.New("store: closed"), plugins: false, wantCode: 503, wantFailing: []string{"store", "plugins"}},
+		{name: "extra not ready", extra: false, wantCode: 503, wantFailing: []string{"extra"}},
+		{name: "all pass", extra: true, wantCode: 200},
+		{name: "store down", storeErr: errors.New("store: closed"), extra: true, wantCode: 503, wantFailing: []string{"store"}},
+		{name: "both down", storeErr: errors.New("store: closed"), extra: false, wantCode: 503, wantFailing: []string{"store", "extra"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ts.st.setPingErr(tt.storeErr)
-			pluginsLoaded.Store(tt.plugins)
+			extraReady.Store(tt.extra)
 			code, body := get(t, ts.base+"/readyz")
 			if code != tt.wantCode {
 				t.Errorf("GET /readyz = %d, want %d (body %s)", code, tt.wantCode, body)
@@ -149,8 +152,8 @@ func TestReadyz(t *testing.T) {
 			if strings.Join(rb.Failing, ",") != strings.Join(tt.wantFailing, ",") {
 				t.Errorf("failing = %v, want %v", rb.Failing, tt.wantFailing)
 			}
-			if len(rb.Checks) != 2 {
-				t.Errorf("checks = %+v, want store and plugins", rb.Checks)
+			if len(rb.Checks) != 3 {
+				t.Errorf("checks = %+v, want store, plugins and extra", rb.Checks)
 			}
 			for _, c := range rb.Checks {
 				if c.Name == "store" && tt.storeErr != nil && c.Error != tt.storeErr.Error() {
