@@ -253,7 +253,7 @@ func (h *Host) load(ctx context.Context, src source) (_ *loadedPlugin, err error
 	}
 	h.metrics.load.WithLabelValues(src.name).Observe(time.Since(start).Seconds())
 	p.log.Info("plugin loaded", "file", src.file, "version", p.manifest.Version, "sha256", digest,
-		"tools", len(p.manifest.Tools), "load_time", time.Since(start).Round(time.Millisecond))
+		"tools", len(p.manifest.Tools), "load_time", time.Since(start).Round(time.Millisecond).String())
 	return p, nil
 }
 
