@@ -118,6 +118,10 @@ type CallOptions struct {
 	// Progress, if set, receives the plugin's progress reports. It runs on
 	// the calling goroutine of the plugin and must not block.
 	Progress func(Progress)
+	// Tools, if set, answers the plugin's FuncTools host call: every tool
+	// on the server as this call's caller sees it. The gate sets it; a
+	// plugin granted "tools" gets an empty list when it is nil.
+	Tools func() []abi.ToolAccess
 }
 
 // pluginSet is one immutable set of loaded plugins, reference counted by

@@ -78,6 +78,12 @@ const (
 	// Reports progress of the running call; total <= 0 means unknown.
 	// Returns 0. Needs "progress".
 	FuncProgress = "progress"
+	// FuncTools: () -> status i64. Pending result: a ToolsResponse JSON
+	// listing every tool on the server with whether the current caller may
+	// use it and, if not, what is missing. Needs "tools". Added in ABI
+	// version 1 as an optional import: a host without it refuses a plugin
+	// that imports it at load, naming the function.
+	FuncTools = "tools"
 )
 
 // Status is the negative result of a host function.
@@ -166,6 +172,9 @@ type Capabilities struct {
 	Secrets []string `json:"secrets,omitempty"`
 	// Progress asks to report progress.
 	Progress bool `json:"progress,omitempty"`
+	// Tools asks to read the server's tool list as the caller sees it
+	// (FuncTools), for tools like whoami that explain access.
+	Tools bool `json:"tools,omitempty"`
 }
 
 // Caller is who is calling: the identity AuthKit vouched for. Never a token.
@@ -254,4 +263,21 @@ type KVListRequest struct {
 // KVListResponse is the pending result of FuncKVList.
 type KVListResponse struct {
 	Keys []string `json:"keys"`
+}
+
+// ToolAccess is one tool on the server as a caller sees it (FuncTools).
+type ToolAccess struct {
+	Name        string `json:"name"`
+	Plugin      string `json:"plugin"`
+	Description string `json:"description,omitempty"`
+	// Allowed says whether the caller may list and call the tool.
+	Allowed bool `json:"allowed"`
+	// Missing explains a denial in words, for example "permission
+	// image_generation"; empty when allowed.
+	Missing string `json:"missing,omitempty"`
+}
+
+// ToolsResponse is the pending result of FuncTools, tools sorted by name.
+type ToolsResponse struct {
+	Tools []ToolAccess `json:"tools"`
 }
