@@ -47,8 +47,11 @@ func (s *Server) parseAuthorize(ctx context.Context, q url.Values) (req authRequ
 	if req.ClientID == "" {
 		return req, client, oauthErr(ErrCodeInvalidRequest, "client_id is required"), nil
 	}
-	c, err := s.st.GetClient(ctx, req.ClientID)
+	c, err := s.lookupClient(ctx, req.ClientID)
 	switch {
+	case errors.Is(err, errCIMD):
+		s.log.InfoContext(ctx, "auth: client metadata document refused", "client_id", req.ClientID, "err", err)
+		return req, client, oauthErr(ErrCodeInvalidClient, "the client's metadata document cannot be used: "+strings.TrimPrefix(err.Error(), errCIMD.Error()+": ")), nil
 	case errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrInvalid):
 		return req, client, oauthErr(ErrCodeInvalidClient, "this client is not registered (or its registration expired); reconnect it to register again"), nil
 	case err != nil:

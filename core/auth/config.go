@@ -85,6 +85,16 @@ type Config struct {
 	// accepts in total before answering 429. Default DefaultRegisterRate;
 	// a negative value turns the limit off.
 	RegisterRate int
+	// DisableCIMD turns off Client ID Metadata Documents: a client_id that
+	// is an https URL is then an unknown client, and the metadata does not
+	// advertise client_id_metadata_document_supported. Default false
+	// (CIMD on).
+	DisableCIMD bool
+	// CIMDAllowLoopback lets metadata documents be fetched from loopback
+	// addresses, for local development of a client. It only takes effect
+	// when PublicURL itself is on loopback; every other special-use
+	// address is refused regardless. Default false.
+	CIMDAllowLoopback bool
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
 	// Logger receives diagnostics; it never sees tokens, codes, secrets or

@@ -224,8 +224,9 @@ type browser struct {
 	stopAt  string // URL prefix where the walk ends
 	// consentPages counts consent pages seen.
 	consentPages int
-	// lastPage is the body of the last HTML page.
-	lastPage string
+	// lastPage is the body of the last HTML page, consentPage of the last
+	// consent page.
+	lastPage, consentPage string
 }
 
 func newBrowser(t testing.TB, user string) *browser {
@@ -275,6 +276,7 @@ func (b *browser) walk(target string) (*url.URL, int, error) {
 				action = "authorize"
 			} else if form.Has("request") { // our consent page
 				b.consentPages++
+				b.consentPage = string(body)
 				form.Set("action", b.consent)
 				action = "authorize"
 			} else {

@@ -19,6 +19,9 @@ type asMetadata struct {
 	CodeChallengeMethodsSupported              []string `json:"code_challenge_methods_supported"`
 	ScopesSupported                            []string `json:"scopes_supported"`
 	AuthorizationResponseIssParameterSupported bool     `json:"authorization_response_iss_parameter_supported"`
+	// ClientIDMetadataDocumentSupported is omitted (not false) when CIMD
+	// is off, so no field is ever empty.
+	ClientIDMetadataDocumentSupported bool `json:"client_id_metadata_document_supported,omitempty"`
 }
 
 // prMetadata is our RFC 9728 protected resource metadata.
@@ -50,6 +53,7 @@ func (s *Server) asMetadata() asMetadata {
 		CodeChallengeMethodsSupported:              []string{"S256"},
 		ScopesSupported:                            s.cfg.Scopes,
 		AuthorizationResponseIssParameterSupported: true,
+		ClientIDMetadataDocumentSupported:          s.cimd != nil,
 	}
 }
 

@@ -35,6 +35,7 @@ func TestASMetadata(t *testing.T) {
 		"revocation_endpoint_auth_methods_supported":     []any{"none", "client_secret_basic", "client_secret_post"},
 		"scopes_supported":                               []any{DefaultScope},
 		"authorization_response_iss_parameter_supported": true,
+		"client_id_metadata_document_supported":          true,
 	}
 	for k, v := range m {
 		if s, ok := v.(string); ok && s == "" {
@@ -59,6 +60,19 @@ func TestASMetadata(t *testing.T) {
 	asm, err := oauthex.GetAuthServerMeta(context.Background(), e.base+PathASMetadata, e.base, nil)
 	if err != nil || asm == nil {
 		t.Fatalf("go-sdk GetAuthServerMeta: %v", err)
+	}
+}
+
+// With CIMD off the flag is omitted rather than false.
+func TestASMetadataWithoutCIMD(t *testing.T) {
+	e := newTestEnv(t, func(c *Config) { c.DisableCIMD = true }, nil)
+	_, body := e.do("GET", PathASMetadata, "", "", nil)
+	var m map[string]any
+	if err := json.Unmarshal(body, &m); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := m["client_id_metadata_document_supported"]; ok {
+		t.Errorf("metadata advertises CIMD while it is off: %s", body)
 	}
 }
 

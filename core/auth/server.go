@@ -1,11 +1,13 @@
 package auth
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 
@@ -66,6 +68,7 @@ type Server struct {
 	cache     *tokenCache
 	limiter   *rateLimiter
 	locks     keyedMutex
+	cimd      *cimdFetcher // nil when CIMD is off
 
 	stopWatch context.CancelFunc
 	closeOnce sync.Once
@@ -106,6 +109,11 @@ func New(cfg Config, st store.Store, up Upstream, logger *slog.Logger) (*Server,
 		cache:     newTokenCache(cfg.CacheSize),
 		limiter:   newRateLimiter(cfg.RegisterRate, cfg.Now),
 		resources: map[string]string{},
+	}
+	if !cfg.DisableCIMD {
+		pu, _ := url.Parse(cfg.PublicURL) // validated
+		loopback := cfg.CIMDAllowLoopback && isLoopbackHost(pu.Hostname())
+		s.cimd = newCIMDFetcher(cfg.Scopes, cfg.Now, loopback, nil)
 	}
 	for _, r := range []string{cfg.PublicURL, cfg.PublicURL + PathMCP, cfg.PublicURL + PathSSE} {
 		s.resources[normalizeURI(r)] = r
@@ -211,6 +219,45 @@ func normalizeURI(raw string) string {
 		}
 	}
 	return strings.TrimSuffix(r, "/")
+}
+
+// lookupClient returns a client by id: a registered client from the store,
+// or, for an https URL, the client its metadata document describes. A CIMD
+// client is also kept in the store (grants name a stored client), updated
+// whenever its document changes. Errors wrap store.ErrNotFound for an
+// unknown client and errCIMD for an unusable document.
+func (s *Server) lookupClient(ctx context.Context, id string) (store.Client, error) {
+	if !isCIMDClientID(id) {
+		return s.st.GetClient(ctx, id)
+	}
+	if s.cimd == nil {
+		return store.Client{}, fmt.Errorf("client metadata documents are not accepted: %w", store.ErrNotFound)
+	}
+	doc, err := s.cimd.get(ctx, id)
+	if err != nil {
+		return store.Client{}, err
+	}
+	now := s.cfg.Now().UTC()
+	c, err := s.st.GetClient(ctx, id)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		doc.CreatedAt, doc.LastUsedAt, doc.ExpiresAt = now, now, now.Add(s.cfg.ClientTTL)
+		if err := s.st.CreateClient(ctx, doc); err != nil && !errors.Is(err, store.ErrAlreadyExists) {
+			return store.Client{}, fmt.Errorf("store metadata document client: %w", err)
+		}
+		return doc, nil
+	case err != nil:
+		return store.Client{}, err
+	case bytes.Equal(c.Metadata, doc.Metadata):
+		return c, nil
+	}
+	s.log.InfoContext(ctx, "auth: client metadata document changed", "client_id", id)
+	return s.st.UpdateClient(ctx, id, func(c *store.Client) error {
+		c.Name, c.URI, c.LogoURI, c.Scope = doc.Name, doc.URI, doc.LogoURI, doc.Scope
+		c.RedirectURIs, c.GrantTypes, c.ResponseTypes = doc.RedirectURIs, doc.GrantTypes, doc.ResponseTypes
+		c.TokenEndpointAuthMethod, c.Metadata = authNone, doc.Metadata
+		return nil
+	})
 }
 
 // keyedMutex serializes work per key (refreshes of one grant).

@@ -88,9 +88,9 @@ func (s *Server) authenticateClient(ctx context.Context, r *http.Request, form u
 	if id == "" {
 		return fail("client authentication is required: send client_id", basic)
 	}
-	c, err := s.st.GetClient(ctx, id)
+	c, err := s.lookupClient(ctx, id)
 	switch {
-	case errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrInvalid):
+	case errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrInvalid) || errors.Is(err, errCIMD):
 		return fail("unknown client", basic)
 	case err != nil:
 		s.log.ErrorContext(ctx, "auth: load client", "client_id", id, "err", err)
