@@ -91,9 +91,9 @@
 // report a passed deadline as ErrCancelled. Caller and CallID describe the
 // running call. Logger and the Log
 // functions write to the host's log. HTTPDo, KVGet, KVPut, KVDelete,
-// KVList, Config, Secret and Progress reach the host; each needs the
+// KVList, Config, Secret, Progress and Tools reach the host; each needs the
 // capability declared in Plugin (AllowHTTP, UseKV, UseConfig, UseSecrets,
-// UseProgress) and granted by the operator in plugins.toml. A failure
+// UseProgress, UseTools) and granted by the operator in plugins.toml. A failure
 // wraps one of ErrNotGranted, ErrNotFound, ErrInvalidArgument, ErrTooLarge,
 // ErrFailed or ErrCancelled with the host's message (see HostError).
 //

@@ -227,3 +227,21 @@ func Progress(ctx context.Context, done, total float64, msg string) error {
 	_, err := result(abi.FuncProgress, hostcall.Progress(done, total, []byte(msg)))
 	return err
 }
+
+// Tools returns every tool on the server, sorted by name, with whether the
+// running call's caller may use it and, if not, what is missing. It needs
+// UseTools.
+func Tools(ctx context.Context) ([]abi.ToolAccess, error) {
+	if err := checkCtx(abi.FuncTools, ctx); err != nil {
+		return nil, err
+	}
+	out, err := result(abi.FuncTools, hostcall.Tools())
+	if err != nil {
+		return nil, err
+	}
+	var resp abi.ToolsResponse
+	if err := json.Unmarshal(out, &resp); err != nil {
+		return nil, fmt.Errorf("sdk: tools: decode host response: %w", err)
+	}
+	return resp.Tools, nil
+}

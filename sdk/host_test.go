@@ -44,6 +44,7 @@ func (h *stubHost) SecretGet(name []byte) ([]byte, abi.Status) {
 func (h *stubHost) Progress(p, total float64, msg []byte) ([]byte, abi.Status) {
 	return h.reply("progress " + string(msg))
 }
+func (h *stubHost) Tools() ([]byte, abi.Status) { return h.reply("tools") }
 
 func TestHostErrorMapping(t *testing.T) {
 	tests := []struct {
@@ -70,6 +71,7 @@ func TestHostErrorMapping(t *testing.T) {
 		_, calls["config_get"] = Config(ctx, "c")
 		_, calls["secret_get"] = Secret(ctx, "s")
 		calls["progress"] = Progress(ctx, 1, 2, "m")
+		_, calls["tools"] = Tools(ctx)
 		_, calls["http_request"] = HTTPGet(ctx, "https://api.example.com/")
 		restore()
 		for fn, err := range calls {
@@ -116,7 +118,14 @@ func TestHostResults(t *testing.T) {
 	if err != nil || resp.Status != 201 || string(resp.Body) != "hi" || resp.Header["X"][0] != "1" {
 		t.Errorf("HTTPDo = %+v, %v; want status 201 body hi", resp, err)
 	}
+	h.res = []byte(`{"tools":[{"name":"a","plugin":"p","allowed":true},{"name":"b","plugin":"p","allowed":false,"missing":"permission x"}]}`)
+	if tools, err := Tools(ctx); err != nil || len(tools) != 2 || !tools[0].Allowed || tools[1].Missing != "permission x" {
+		t.Errorf("Tools = %+v, %v; want a allowed and b missing permission x", tools, err)
+	}
 	h.res = []byte(`not json`)
+	if _, err := Tools(ctx); err == nil {
+		t.Error("Tools with a malformed host response succeeded")
+	}
 	if _, err := HTTPGet(ctx, "https://api.example.com/"); err == nil {
 		t.Error("HTTPGet with an undecodable host reply succeeded")
 	}
@@ -124,6 +133,7 @@ func TestHostResults(t *testing.T) {
 		"get key", "get empty", "put k=v 2ms",
 		`list {"prefix":"p","after":"a","limit":2}`,
 		`http {"method":"POST","url":"https://api.example.com/x","body":"aGk=","timeout_ms":2000}`,
+		"tools", "tools",
 		`http {"method":"GET","url":"https://api.example.com/"}`,
 	}
 	if strings.Join(h.got, "\n") != strings.Join(want, "\n") {

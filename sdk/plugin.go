@@ -72,6 +72,12 @@ func UseProgress() PluginOption {
 	return func(m *abi.Manifest) { m.Capabilities.Progress = true }
 }
 
+// UseTools declares that the plugin reads the server's tool list as the
+// caller sees it with Tools (for tools like whoami that explain access).
+func UseTools() PluginOption {
+	return func(m *abi.Manifest) { m.Capabilities.Tools = true }
+}
+
 // Plugin declares the plugin's name, version and description and the
 // capabilities it needs. Call it once, from an init function. It panics if
 // called twice: that is a programming error found by the first test.

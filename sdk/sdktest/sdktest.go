@@ -58,6 +58,10 @@ type Options struct {
 	Secrets map[string]string
 	// KV is the initial content of the plugin's key/value namespace.
 	KV map[string][]byte
+	// Tools answers sdk.Tools: the server's tools as the caller sees them.
+	// Nil answers an empty list, as the real host does when the gate
+	// supplies none.
+	Tools []abi.ToolAccess
 }
 
 // Plugin is a harness around the plugin compiled into the test binary.
@@ -484,4 +488,21 @@ func (h fakeHost) Progress(done, total float64, msg []byte) ([]byte, abi.Status)
 	}
 	h.p.progress = append(h.p.progress, ProgressReport{Done: done, Total: total, Message: string(msg)})
 	return h.ok(abi.FuncProgress, string(msg), nil)
+}
+
+func (h fakeHost) Tools() ([]byte, abi.Status) {
+	h.p.mu.Lock()
+	defer h.p.mu.Unlock()
+	if !h.p.grants.Tools {
+		return h.fail(abi.FuncTools, "", abi.StatusNotGranted, "tools is not granted")
+	}
+	tools := h.p.opts.Tools
+	if tools == nil {
+		tools = []abi.ToolAccess{}
+	}
+	out, err := json.Marshal(abi.ToolsResponse{Tools: tools})
+	if err != nil {
+		return h.fail(abi.FuncTools, "", abi.StatusFailed, "encode response: %v", err)
+	}
+	return h.ok(abi.FuncTools, "", out)
 }

@@ -23,7 +23,7 @@ type noArgs struct{}
 
 func init() {
 	sdk.Plugin("harness", "1.2.3", "Exercises every host capability.",
-		sdk.AllowHTTP("api.example.com"), sdk.UseKV(), sdk.UseConfig("region"), sdk.UseSecrets("token"), sdk.UseProgress())
+		sdk.AllowHTTP("api.example.com"), sdk.UseKV(), sdk.UseConfig("region"), sdk.UseSecrets("token"), sdk.UseProgress(), sdk.UseTools())
 	sdk.Tool("fetch", "GETs a URL.", func(ctx context.Context, a fetchArgs) (sdk.Result, error) {
 		resp, err := sdk.HTTPDo(ctx, sdk.HTTPRequest{URL: a.URL, Header: map[string][]string{"X-Test": {"1"}}})
 		if err != nil {
@@ -74,6 +74,55 @@ func init() {
 		sdk.LogInfo(ctx, "done", "steps", 3)
 		return sdk.Text("worked for " + sdk.Caller(ctx).UserID), nil
 	}, sdk.RequirePermissions("work"))
+}
+
+func init() {
+	sdk.Tool("access", "Lists the tools the caller may use.", func(ctx context.Context, _ noArgs) (sdk.Result, error) {
+		tools, err := sdk.Tools(ctx)
+		if err != nil {
+			return sdk.Result{}, err
+		}
+		var parts []string
+		for _, t := range tools {
+			parts = append(parts, fmt.Sprintf("%s/%s:%t:%s", t.Plugin, t.Name, t.Allowed, t.Missing))
+		}
+		return sdk.Text(fmt.Sprintf("%d %s", len(tools), strings.Join(parts, " "))), nil
+	})
+}
+
+func TestTools(t *testing.T) {
+	tests := []struct {
+		name   string
+		opts   sdktest.Options
+		want   string
+		status abi.Status
+	}{
+		{"nil list", sdktest.Options{}, "0 ", abi.StatusOK},
+		{"two tools", sdktest.Options{Tools: []abi.ToolAccess{
+			{Name: "add", Plugin: "add", Allowed: true},
+			{Name: "generateImage", Plugin: "generateimage", Missing: "permission image_generation"},
+		}}, "2 add/add:true: generateimage/generateImage:false:permission image_generation", abi.StatusOK},
+		{"not granted", sdktest.Options{Grants: &abi.Capabilities{}, Tools: []abi.ToolAccess{{Name: "add"}}}, "", abi.StatusNotGranted},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := sdktest.New(t, tt.opts)
+			res := p.Call("access", noArgs{})
+			calls := p.HostCalls()
+			if len(calls) != 1 || calls[0].Func != abi.FuncTools || calls[0].Status != tt.status {
+				t.Fatalf("host calls = %+v, want one tools call with status %d", calls, tt.status)
+			}
+			if tt.status != abi.StatusOK {
+				if !res.IsError || !strings.Contains(res.Text(), "not granted") {
+					t.Errorf("access = %s, want a not-granted tool error", res.Raw)
+				}
+				return
+			}
+			if res.IsError || res.Text() != tt.want {
+				t.Errorf("access = %s, want text %q", res.Raw, tt.want)
+			}
+		})
+	}
 }
 
 func TestHTTP(t *testing.T) {
@@ -145,7 +194,7 @@ func TestPermissionsProgressAndLogs(t *testing.T) {
 func TestManifestAndErrors(t *testing.T) {
 	p := sdktest.New(t, sdktest.Options{})
 	m := p.Manifest()
-	if m.Name != "harness" || len(m.Tools) != 4 || len(m.Capabilities.Secrets) != 1 {
+	if m.Name != "harness" || len(m.Tools) != 5 || len(m.Capabilities.Secrets) != 1 || !m.Capabilities.Tools {
 		t.Errorf("manifest = %+v", m)
 	}
 	if _, ok := p.Tool("work"); !ok {

@@ -28,6 +28,7 @@ type Host interface {
 	ConfigGet(name []byte) ([]byte, abi.Status)
 	SecretGet(name []byte) ([]byte, abi.Status)
 	Progress(progress, total float64, msg []byte) ([]byte, abi.Status)
+	Tools() ([]byte, abi.Status)
 }
 
 // fake is the installed fake host and its pending result. A nil host means
@@ -170,4 +171,12 @@ func Progress(progress, total float64, msg []byte) int64 {
 		return settle(h.Progress(progress, total, msg))
 	}
 	return rawProgress(progress, total, msg)
+}
+
+// Tools reads the server's tool list as the current caller sees it.
+func Tools() int64 {
+	if h := currentFake(); h != nil {
+		return settle(h.Tools())
+	}
+	return rawTools()
 }

@@ -21,6 +21,7 @@ func (f fixed) KVList([]byte) ([]byte, abi.Status)                   { return f.
 func (f fixed) ConfigGet([]byte) ([]byte, abi.Status)                { return f.res, f.st }
 func (f fixed) SecretGet([]byte) ([]byte, abi.Status)                { return f.res, f.st }
 func (f fixed) Progress(_, _ float64, _ []byte) ([]byte, abi.Status) { return f.res, f.st }
+func (f fixed) Tools() ([]byte, abi.Status)                          { return f.res, f.st }
 
 // TestResultRead checks the buffer-plus-limit rule of ABI.md section 7.
 func TestResultRead(t *testing.T) {

@@ -35,3 +35,4 @@ func rawKVList([]byte) int64                   { return int64(abi.StatusNotGrant
 func rawConfigGet([]byte) int64                { return int64(abi.StatusNotGranted) }
 func rawSecretGet([]byte) int64                { return int64(abi.StatusNotGranted) }
 func rawProgress(_, _ float64, _ []byte) int64 { return int64(abi.StatusNotGranted) }
+func rawTools() int64                          { return int64(abi.StatusNotGranted) }

@@ -37,6 +37,9 @@ func importSecretGet(ptr unsafe.Pointer, n uint32) int64
 //go:wasmimport toolgate/v1 progress
 func importProgress(progress, total float64, ptr unsafe.Pointer, n uint32) int64
 
+//go:wasmimport toolgate/v1 tools
+func importTools() int64
+
 // ptrLen returns the address and length of b; an empty slice is passed as
 // (0, 0), which the host reads as no bytes.
 func ptrLen(b []byte) (unsafe.Pointer, uint32) {
@@ -96,3 +99,5 @@ func rawProgress(progress, total float64, msg []byte) int64 {
 	p, n := ptrLen(msg)
 	return importProgress(progress, total, p, n)
 }
+
+func rawTools() int64 { return importTools() }
