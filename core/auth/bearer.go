@@ -3,6 +3,7 @@ package auth
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net/http"
 	"slices"
 	"strings"
@@ -75,8 +76,19 @@ var errTokenInvalid = errors.New("token invalid")
 // and core/gate see the same identity.
 func (s *Server) Protect(path string, next http.Handler) http.Handler {
 	resource := s.issuer + path
-	metadataURL := s.issuer + PathPRMetadata + path
-	challenge := `Bearer resource_metadata="` + metadataURL + `", scope="` + strings.Join(s.cfg.Scopes, " ") + `"`
+	return guard(s.issuer+PathPRMetadata+path, s.cfg.Scopes, s.log, func(ctx context.Context, token string) (*Caller, error) {
+		return s.verifyBearer(ctx, token, resource)
+	}, next)
+}
+
+// guard is the bearer check shared by both modes: verify returns the
+// caller, an error wrapping errTokenInvalid for a token that is at fault,
+// or another error when the token could not be checked (503).
+func guard(metadataURL string, scopes []string, log *slog.Logger, verify func(ctx context.Context, token string) (*Caller, error), next http.Handler) http.Handler {
+	challenge := `Bearer resource_metadata="` + metadataURL + `"`
+	if len(scopes) > 0 {
+		challenge += `, scope="` + strings.Join(scopes, " ") + `"`
+	}
 	inner := sdkauth.RequireBearerToken(func(ctx context.Context, _ string, _ *http.Request) (*sdkauth.TokenInfo, error) {
 		c, ok := ctx.Value(callerKey{}).(*Caller)
 		if !ok {
@@ -108,10 +120,11 @@ func (s *Server) Protect(path string, next http.Handler) http.Handler {
 			writeError(w, oauthErr(ErrCodeInvalidRequest, problem))
 			return
 		}
-		c, err := s.verifyBearer(r.Context(), token, resource)
+		c, err := verify(r.Context(), token)
 		if err != nil {
 			if !errors.Is(err, errTokenInvalid) {
-				s.log.ErrorContext(r.Context(), "auth: verify bearer token", "err", err)
+				log.ErrorContext(r.Context(), "auth: verify bearer token", "err", err)
+				w.Header().Set("Retry-After", "5")
 				writeError(w, &Error{Code: ErrCodeTemporarilyUnavailable, Description: "cannot verify the token now", Status: http.StatusServiceUnavailable})
 				return
 			}

@@ -105,18 +105,11 @@ type Config struct {
 
 // withDefaults validates c and returns a copy with defaults applied.
 func (c Config) withDefaults() (Config, error) {
-	u, err := url.Parse(c.PublicURL)
-	switch {
-	case c.PublicURL == "":
-		return c, errors.New("public url is required")
-	case err != nil:
-		return c, fmt.Errorf("public url: %w", err)
-	case (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
-		return c, fmt.Errorf("public url %q is not an absolute http(s) URL", c.PublicURL)
-	case (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || u.User != nil:
-		return c, fmt.Errorf("public url %q must not have a path, query, fragment or user info", c.PublicURL)
+	pu, err := checkPublicURL(c.PublicURL)
+	if err != nil {
+		return c, err
 	}
-	c.PublicURL = strings.TrimSuffix(c.PublicURL, "/")
+	c.PublicURL = pu
 	if len(c.CookieKey) < MinCookieKeyLen {
 		return c, fmt.Errorf("cookie key is %d bytes, want at least %d", len(c.CookieKey), MinCookieKeyLen)
 	}
@@ -171,6 +164,23 @@ func (c Config) withDefaults() (Config, error) {
 		c.Logger = slog.Default()
 	}
 	return c, nil
+}
+
+// checkPublicURL validates a public base URL and returns it without a
+// trailing slash.
+func checkPublicURL(raw string) (string, error) {
+	u, err := url.Parse(raw)
+	switch {
+	case raw == "":
+		return "", errors.New("public url is required")
+	case err != nil:
+		return "", fmt.Errorf("public url: %w", err)
+	case (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
+		return "", fmt.Errorf("public url %q is not an absolute http(s) URL", raw)
+	case (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || u.User != nil:
+		return "", fmt.Errorf("public url %q must not have a path, query, fragment or user info", raw)
+	}
+	return strings.TrimSuffix(raw, "/"), nil
 }
 
 // validScopeToken reports whether s is a scope-token of RFC 6749 §3.3:
