@@ -24,6 +24,7 @@ package sdktest
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -51,7 +52,10 @@ type Options struct {
 	// answers StatusNotGranted, as the real host does.
 	Grants *abi.Capabilities
 	// HTTP answers the plugin's HTTP requests to granted hosts; nil answers
-	// every request with StatusFailed.
+	// every request with StatusFailed. A request with a timeout runs with
+	// that deadline on its context; if the deadline passes before the
+	// handler returns, the request fails with StatusFailed, as it does on
+	// the host.
 	HTTP http.Handler
 	// Config and Secrets hold the values behind sdk.Config and sdk.Secret.
 	Config  map[string]string
@@ -336,10 +340,22 @@ func (h fakeHost) HTTPRequest(in []byte) ([]byte, abi.Status) {
 	for k, vs := range req.Headers {
 		hr.Header[http.CanonicalHeaderKey(k)] = vs
 	}
+	// The request's timeout becomes the handler's request context
+	// deadline; a handler still running at the deadline (it should watch
+	// r.Context()) fails the call as the host's timeout does.
+	ctx, cancel := context.Background(), context.CancelFunc(func() {})
+	if req.TimeoutMS > 0 {
+		ctx, cancel = context.WithTimeout(ctx, time.Duration(req.TimeoutMS)*time.Millisecond)
+	}
+	defer cancel()
+	hr = hr.WithContext(ctx)
 	rec := httptest.NewRecorder()
 	h.p.mu.Unlock()
 	h.p.opts.HTTP.ServeHTTP(rec, hr)
 	h.p.mu.Lock()
+	if err := ctx.Err(); err != nil {
+		return h.fail(fn, req.URL, abi.StatusFailed, "http request failed: %v", err)
+	}
 	if rec.Body.Len() > abi.MaxHTTPBodyBytes {
 		return h.fail(fn, req.URL, abi.StatusTooLarge, "response body over %d bytes", abi.MaxHTTPBodyBytes)
 	}

@@ -148,6 +148,40 @@ func TestHTTP(t *testing.T) {
 	}
 }
 
+func init() {
+	sdk.Tool("fetchWithin", "GETs a URL with a 20 ms timeout.", func(ctx context.Context, a fetchArgs) (sdk.Result, error) {
+		resp, err := sdk.HTTPDo(ctx, sdk.HTTPRequest{URL: a.URL, Timeout: 20 * time.Millisecond})
+		if err != nil {
+			return sdk.Result{}, err
+		}
+		return sdk.Text(fmt.Sprintf("%d", resp.Status)), nil
+	})
+}
+
+func TestHTTPTimeout(t *testing.T) {
+	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			<-r.Context().Done()
+			return
+		}
+		if _, ok := r.Context().Deadline(); !ok {
+			t.Error("request with a timeout has no deadline")
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+	p := sdktest.New(t, sdktest.Options{HTTP: handler})
+	if got := p.Call("fetchWithin", fetchArgs{URL: "https://api.example.com/fast"}); got.Text() != "204" {
+		t.Errorf("fast = %s, want 204", got.Raw)
+	}
+	res := p.Call("fetchWithin", fetchArgs{URL: "https://api.example.com/slow"})
+	if !res.IsError || !strings.Contains(res.Text(), "deadline exceeded") {
+		t.Errorf("slow = %s, want a failed tool error naming the deadline", res.Raw)
+	}
+	if calls := p.HostCalls(); len(calls) != 2 || calls[1].Status != abi.StatusFailed {
+		t.Errorf("host calls = %+v, want the second failed", calls)
+	}
+}
+
 func TestKV(t *testing.T) {
 	p := sdktest.New(t, sdktest.Options{KV: map[string][]byte{"other": []byte("x")}})
 	for _, want := range []string{"1 [count other]", "2 [count other]"} {
@@ -194,7 +228,7 @@ func TestPermissionsProgressAndLogs(t *testing.T) {
 func TestManifestAndErrors(t *testing.T) {
 	p := sdktest.New(t, sdktest.Options{})
 	m := p.Manifest()
-	if m.Name != "harness" || len(m.Tools) != 5 || len(m.Capabilities.Secrets) != 1 || !m.Capabilities.Tools {
+	if m.Name != "harness" || len(m.Tools) != 6 || len(m.Capabilities.Secrets) != 1 || !m.Capabilities.Tools {
 		t.Errorf("manifest = %+v", m)
 	}
 	if _, ok := p.Tool("work"); !ok {
