@@ -112,8 +112,12 @@ func guard(metadataURL string, scopes []string, log *slog.Logger, verify func(ct
 		token, problem := bearerToken(r.Header.Values("Authorization"))
 		switch {
 		case token == "" && problem == "":
+			// No credentials: no error code, in the challenge or the body
+			// (RFC 6750 §3.1).
 			w.Header().Set("WWW-Authenticate", challenge)
-			writeError(w, &Error{Code: ErrCodeInvalidToken, Description: "this endpoint needs a bearer token", Status: http.StatusUnauthorized})
+			writeJSON(w, http.StatusUnauthorized, struct {
+				Description string `json:"error_description"`
+			}{"this endpoint needs a bearer token"})
 			return
 		case problem != "":
 			w.Header().Set("WWW-Authenticate", challenge+`, error="invalid_request", error_description="`+problem+`"`)

@@ -6,10 +6,14 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 
 	sdkauth "github.com/modelcontextprotocol/go-sdk/auth"
 	"github.com/modelcontextprotocol/go-sdk/oauthex"
+
+	"github.com/toolgate/toolgate/core/auth/authkit"
 )
 
 // sdkFlow runs the go-sdk's own OAuth client (AuthorizationCodeHandler)
@@ -288,4 +292,57 @@ func TestRevokeEndpoint(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Errorf("revoke garbage: %d, want 200", resp.StatusCode)
 	}
+}
+
+// Concurrent refreshes with one refresh token: exactly one wins; the others
+// are reuse, which ends the grant (OAuth 2.1 §4.3.1), and the upstream is
+// refreshed only once.
+func TestConcurrentRefreshHammer(t *testing.T) {
+	var upstreamRefreshes atomic.Int32
+	e := newTestEnv(t, nil, func(up Upstream) Upstream { return &countingUpstream{Upstream: up, refreshes: &upstreamRefreshes} })
+	c, tk := e.signIn("alice@example.com")
+	const n = 8
+	var wg sync.WaitGroup
+	statuses := make([]int, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			form := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tk.RefreshToken}, "client_id": {c.ClientID}}
+			resp, err := http.PostForm(e.base+PathToken, form)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			resp.Body.Close()
+			statuses[i] = resp.StatusCode
+		}()
+	}
+	wg.Wait()
+	ok := 0
+	for _, st := range statuses {
+		switch st {
+		case http.StatusOK:
+			ok++
+		case http.StatusBadRequest:
+		default:
+			t.Errorf("status %d", st)
+		}
+	}
+	if ok != 1 {
+		t.Errorf("%d refreshes succeeded, want exactly 1 (statuses %v)", ok, statuses)
+	}
+	if got := upstreamRefreshes.Load(); got != 1 {
+		t.Errorf("upstream refreshed %d times, want 1", got)
+	}
+}
+
+type countingUpstream struct {
+	Upstream
+	refreshes *atomic.Int32
+}
+
+func (c *countingUpstream) Refresh(ctx context.Context, rt, org string) (authkit.Identity, error) {
+	c.refreshes.Add(1)
+	return c.Upstream.Refresh(ctx, rt, org)
 }

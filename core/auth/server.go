@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 
@@ -182,11 +183,11 @@ func withCORS(methods string, h http.HandlerFunc) http.Handler {
 		hd.Set("Access-Control-Allow-Origin", "*")
 		hd.Set("Access-Control-Allow-Methods", methods)
 		hd.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, MCP-Protocol-Version")
-		if r.Method == http.MethodOptions {
+		if r.Method == http.MethodOptions && strings.Contains(methods, "OPTIONS") {
 			w.WriteHeader(http.StatusNoContent)
 			return
 		}
-		if !strings.Contains(methods, r.Method) {
+		if !slices.Contains(strings.Split(methods, ", "), r.Method) {
 			hd.Set("Allow", methods)
 			writeError(w, &Error{Code: ErrCodeInvalidRequest, Description: "method " + r.Method + " is not allowed", Status: http.StatusMethodNotAllowed})
 			return

@@ -296,6 +296,16 @@ func (s *Server) refresh(ctx context.Context, client store.Client, form url.Valu
 
 	unlock := s.locks.lock(tok.GrantID)
 	defer unlock()
+	// Re-read under the lock: a concurrent refresh with the same token may
+	// have rotated it while this one waited.
+	tok, err = s.st.GetToken(ctx, hash)
+	switch {
+	case errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrInvalid):
+		return tokenResponse{}, invalid
+	case err != nil:
+		s.log.ErrorContext(ctx, "auth: load refresh token", "err", err)
+		return tokenResponse{}, &Error{Code: ErrCodeServerError, Description: "cannot refresh", Status: http.StatusInternalServerError}
+	}
 	if !tok.UsedAt.IsZero() {
 		s.log.WarnContext(ctx, "auth: rotated refresh token reused; revoking its grant", "grant_id", tok.GrantID, "client_id", client.ID)
 		s.revokeGrant(ctx, tok.GrantID)

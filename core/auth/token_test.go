@@ -146,6 +146,7 @@ func TestTokenTransportNegative(t *testing.T) {
 		code                            string
 	}{
 		{"GET", "GET", "", "", 405, ErrCodeInvalidRequest},
+		{"method that is a substring", "ST", "application/x-www-form-urlencoded", "", 405, ErrCodeInvalidRequest},
 		{"json body", "POST", "application/json", `{"grant_type":"authorization_code"}`, 400, ErrCodeInvalidRequest},
 		{"repeated param", "POST", "application/x-www-form-urlencoded", "grant_type=refresh_token&grant_type=refresh_token&client_id=" + pub.ClientID, 400, ErrCodeInvalidRequest},
 		{"malformed form", "POST", "application/x-www-form-urlencoded", "grant_type=%zz", 400, ErrCodeInvalidRequest},
