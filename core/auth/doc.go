@@ -65,5 +65,14 @@
 // is in the request context ([CallerFromContext]), and also as a go-sdk
 // auth.TokenInfo for packages that only import the go-sdk.
 //
+// # Resource-server mode
+//
+// With auth.mode = "authkit", [NewResourceServer] replaces Server: its
+// metadata names the AuthKit domain as the authorization server and its
+// Protect verifies AuthKit JWTs (audience = our MCP URL) with a
+// [JWTVerifier] (*authkit.Upstream configured for the AuthKit domain).
+//
+// Operator control of a running server lives in the admin subpackage.
+//
 // Nothing here logs tokens, codes, secrets, states or cookie values.
 package auth
