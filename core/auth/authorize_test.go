@@ -7,9 +7,12 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/toolgate/toolgate/core/store"
 )
 
 var pageErrorCode = regexp.MustCompile(`<code id="error">([a-z_]+)</code>`)
@@ -316,4 +319,37 @@ func TestCallbackNegative(t *testing.T) {
 			t.Errorf("bad upstream code: %v %v", loc, err)
 		}
 	})
+}
+
+// The consent cookie stays small and keeps the newest approvals.
+func TestConsentCookieBounded(t *testing.T) {
+	e := newTestEnv(t, nil, nil)
+	browser := store.NewSecret()
+	var cookie *http.Cookie
+	for i := range maxConsents + 5 {
+		req := httptest.NewRequest("POST", "/authorize", nil)
+		if cookie != nil {
+			req.AddCookie(cookie)
+		}
+		rec := httptest.NewRecorder()
+		e.auth.rememberConsent(rec, req, browser, "https://client.example/"+strings.Repeat("x", 900)+strconv.Itoa(i))
+		for _, c := range rec.Result().Cookies() {
+			if c.Name == cookieConsent {
+				cookie = c
+			}
+		}
+	}
+	if len(cookie.Value) > 2048 {
+		t.Errorf("consent cookie is %d bytes", len(cookie.Value))
+	}
+	req := httptest.NewRequest("GET", "/authorize", nil)
+	req.AddCookie(cookie)
+	last := "https://client.example/" + strings.Repeat("x", 900) + strconv.Itoa(maxConsents+4)
+	first := "https://client.example/" + strings.Repeat("x", 900) + "0"
+	if !e.auth.hasConsent(req, browser, last) || e.auth.hasConsent(req, browser, first) {
+		t.Error("the cookie should hold the newest approvals and drop the oldest")
+	}
+	if e.auth.hasConsent(req, store.NewSecret(), last) {
+		t.Error("the consent cookie works with another browser id")
+	}
 }

@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
 	"net/http"
@@ -12,10 +13,19 @@ import (
 // the oldest approvals are dropped first.
 const maxConsents = 20
 
-// consentEntry is one remembered approval: a client id and when it lapses.
+// consentEntry is one remembered approval: a client (by consentKey) and
+// when it lapses.
 type consentEntry struct {
-	clientID string
-	expires  int64
+	clientKey string
+	expires   int64
+}
+
+// consentKey names a client in the consent cookie by 128 bits of the hash
+// of its id, so that the cookie stays small however long the ids are (a
+// CIMD client id is a URL of up to 1 KiB).
+func consentKey(clientID string) string {
+	sum := sha256.Sum256([]byte(clientID))
+	return base64.RawURLEncoding.EncodeToString(sum[:16])
 }
 
 // readConsents returns the approvals in this browser's consent cookie,
@@ -42,15 +52,16 @@ func (s *Server) readConsents(r *http.Request, browser string) []consentEntry {
 		if !ok || err != nil || id == "" || n < now {
 			continue
 		}
-		out = append(out, consentEntry{clientID: id, expires: n})
+		out = append(out, consentEntry{clientKey: id, expires: n})
 	}
 	return out
 }
 
 // hasConsent reports whether this browser approved clientID before.
 func (s *Server) hasConsent(r *http.Request, browser, clientID string) bool {
+	key := consentKey(clientID)
 	for _, e := range s.readConsents(r, browser) {
-		if e.clientID == clientID {
+		if e.clientKey == key {
 			return true
 		}
 	}
@@ -59,15 +70,16 @@ func (s *Server) hasConsent(r *http.Request, browser, clientID string) bool {
 
 // rememberConsent adds clientID to this browser's signed consent cookie.
 func (s *Server) rememberConsent(w http.ResponseWriter, r *http.Request, browser, clientID string) {
-	entries := []consentEntry{{clientID: clientID, expires: s.cfg.Now().Add(s.cfg.ConsentTTL).Unix()}}
+	key := consentKey(clientID)
+	entries := []consentEntry{{clientKey: key, expires: s.cfg.Now().Add(s.cfg.ConsentTTL).Unix()}}
 	for _, e := range s.readConsents(r, browser) {
-		if e.clientID != clientID && len(entries) < maxConsents {
+		if e.clientKey != key && len(entries) < maxConsents {
 			entries = append(entries, e)
 		}
 	}
 	parts := make([]string, len(entries))
 	for i, e := range entries {
-		parts[i] = e.clientID + ":" + strconv.FormatInt(e.expires, 10)
+		parts[i] = e.clientKey + ":" + strconv.FormatInt(e.expires, 10)
 	}
 	payload := base64.RawURLEncoding.EncodeToString([]byte(strings.Join(parts, ",")))
 	s.setCookie(w, cookieConsent, payload+"."+s.keys.sign("consent cookie", browser, payload), s.cfg.ConsentTTL)
