@@ -191,3 +191,32 @@ func TestResourceServerConfig(t *testing.T) {
 		}
 	}
 }
+
+// FuzzResourceServerToken: no token but the one the AuthKit domain signed
+// is ever accepted, and nothing panics.
+func FuzzResourceServerToken(f *testing.F) {
+	d := newAuthKitDomain(f)
+	issuer := "https://example.authkit.app"
+	up, err := authkit.New(authkit.Config{ClientID: "client_x", APIKey: "sk_test", Issuer: issuer, JWKSURL: d.ts.URL + "/oauth2/jwks"})
+	if err != nil {
+		f.Fatal(err)
+	}
+	rs, err := NewResourceServer(ResourceServerConfig{PublicURL: "https://toolgate.example", AuthorizationServer: issuer, CacheSize: -1}, up)
+	if err != nil {
+		f.Fatal(err)
+	}
+	good := d.sign(map[string]any{"iss": issuer, "sub": "user_1", "aud": "https://toolgate.example/mcp", "exp": time.Now().Add(time.Hour).Unix()})
+	f.Add(good)
+	f.Add(good + "x")
+	f.Add("a.b.c")
+	f.Add("")
+	f.Fuzz(func(t *testing.T, token string) {
+		c, err := rs.verify(context.Background(), token, "https://toolgate.example/mcp")
+		if err == nil && (token != good || c.UserID != "user_1") {
+			t.Fatalf("accepted %q as %+v", token, c)
+		}
+		if err != nil && !errors.Is(err, errTokenInvalid) {
+			t.Fatalf("error %v is not a token error", err)
+		}
+	})
+}
