@@ -177,7 +177,7 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 	}
 	s.touchClient(r.Context(), client)
 	browser := s.browserID(w, r)
-	if s.hasConsent(r, browser, client.ID) {
+	if s.hasConsent(r, browser, client) {
 		s.startUpstream(w, r, req, browser)
 		return
 	}
@@ -240,7 +240,7 @@ func (s *Server) handleConsent(w http.ResponseWriter, r *http.Request) {
 	}
 	// The client may have been deleted, or its redirect URIs changed,
 	// since the page was shown.
-	req2, _, pageErr, redirErr := s.parseAuthorize(r.Context(), req.values())
+	req2, client, pageErr, redirErr := s.parseAuthorize(r.Context(), req.values())
 	if pageErr != nil {
 		renderError(w, pageErr)
 		return
@@ -251,7 +251,7 @@ func (s *Server) handleConsent(w http.ResponseWriter, r *http.Request) {
 	}
 	switch action {
 	case "approve":
-		s.rememberConsent(w, r, browser, req2.ClientID)
+		s.rememberConsent(w, r, browser, client)
 		s.startUpstream(w, r, req2, browser)
 	case "deny":
 		s.log.InfoContext(r.Context(), "auth: consent denied", "client_id", req2.ClientID)

@@ -332,7 +332,7 @@ func TestConsentCookieBounded(t *testing.T) {
 			req.AddCookie(cookie)
 		}
 		rec := httptest.NewRecorder()
-		e.auth.rememberConsent(rec, req, browser, "https://client.example/"+strings.Repeat("x", 900)+strconv.Itoa(i))
+		e.auth.rememberConsent(rec, req, browser, cimdClient(i))
 		for _, c := range rec.Result().Cookies() {
 			if c.Name == cookieConsent {
 				cookie = c
@@ -344,12 +344,15 @@ func TestConsentCookieBounded(t *testing.T) {
 	}
 	req := httptest.NewRequest("GET", "/authorize", nil)
 	req.AddCookie(cookie)
-	last := "https://client.example/" + strings.Repeat("x", 900) + strconv.Itoa(maxConsents+4)
-	first := "https://client.example/" + strings.Repeat("x", 900) + "0"
+	last, first := cimdClient(maxConsents+4), cimdClient(0)
 	if !e.auth.hasConsent(req, browser, last) || e.auth.hasConsent(req, browser, first) {
 		t.Error("the cookie should hold the newest approvals and drop the oldest")
 	}
 	if e.auth.hasConsent(req, store.NewSecret(), last) {
 		t.Error("the consent cookie works with another browser id")
 	}
+}
+
+func cimdClient(i int) store.Client {
+	return store.Client{ID: "https://client.example/" + strings.Repeat("x", 900) + strconv.Itoa(i), RedirectURIs: []string{testRedirect}}
 }

@@ -294,3 +294,34 @@ func FuzzCIMDURL(f *testing.F) {
 		}
 	})
 }
+
+// Checklist 32: when a client's metadata document changes its redirect
+// URIs, the stored client follows and the browser is asked again.
+func TestCIMDDocumentChangeAsksAgain(t *testing.T) {
+	e := newTestEnv(t, nil, nil)
+	var redirects atomic.Value
+	redirects.Store(`["` + testRedirect + `"]`)
+	host := newCIMDHost(t, map[string]http.HandlerFunc{"/c.json": func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "no-store")
+		fmt.Fprintf(w, `{"client_id":"https://%s/c.json","client_name":"Changing","redirect_uris":%s}`, r.Host, redirects.Load())
+	}})
+	host.trust(e)
+	b := newBrowser(t, "alice@example.com")
+	id := host.url("/c.json")
+	_, ch := pkce()
+	e.getCode(b, id, ch)
+	e.getCode(b, id, ch)
+	if b.consentPages != 1 {
+		t.Fatalf("consent pages = %d, want 1", b.consentPages)
+	}
+	redirects.Store(`["` + testRedirect + `","https://new.example/cb"]`)
+	e.getCode(b, id, ch)
+	if b.consentPages != 2 {
+		t.Errorf("consent pages = %d after the document changed, want 2", b.consentPages)
+	}
+	c, err := e.st.GetClient(context.Background(), id)
+	if err != nil || len(c.RedirectURIs) != 2 {
+		t.Errorf("stored client %+v, %v: want the new redirect URIs", c, err)
+	}
+}

@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+
+	"github.com/toolgate/toolgate/core/store"
 )
 
 // maxConsents bounds how many approved clients one consent cookie holds;
@@ -21,11 +23,17 @@ type consentEntry struct {
 }
 
 // consentKey names a client in the consent cookie by 128 bits of the hash
-// of its id, so that the cookie stays small however long the ids are (a
-// CIMD client id is a URL of up to 1 KiB).
-func consentKey(clientID string) string {
-	sum := sha256.Sum256([]byte(clientID))
-	return base64.RawURLEncoding.EncodeToString(sum[:16])
+// of its id and redirect URIs: the cookie stays small however long the ids
+// are (a CIMD client id is a URL of up to 1 KiB), and a client whose
+// redirect URIs changed (a re-fetched metadata document) is asked about
+// again.
+func consentKey(c store.Client) string {
+	h := sha256.New()
+	writePart(h, c.ID)
+	for _, u := range c.RedirectURIs {
+		writePart(h, u)
+	}
+	return base64.RawURLEncoding.EncodeToString(h.Sum(nil)[:16])
 }
 
 // readConsents returns the approvals in this browser's consent cookie,
@@ -57,9 +65,10 @@ func (s *Server) readConsents(r *http.Request, browser string) []consentEntry {
 	return out
 }
 
-// hasConsent reports whether this browser approved clientID before.
-func (s *Server) hasConsent(r *http.Request, browser, clientID string) bool {
-	key := consentKey(clientID)
+// hasConsent reports whether this browser approved client before (with
+// the same redirect URIs).
+func (s *Server) hasConsent(r *http.Request, browser string, client store.Client) bool {
+	key := consentKey(client)
 	for _, e := range s.readConsents(r, browser) {
 		if e.clientKey == key {
 			return true
@@ -68,9 +77,9 @@ func (s *Server) hasConsent(r *http.Request, browser, clientID string) bool {
 	return false
 }
 
-// rememberConsent adds clientID to this browser's signed consent cookie.
-func (s *Server) rememberConsent(w http.ResponseWriter, r *http.Request, browser, clientID string) {
-	key := consentKey(clientID)
+// rememberConsent adds client to this browser's signed consent cookie.
+func (s *Server) rememberConsent(w http.ResponseWriter, r *http.Request, browser string, client store.Client) {
+	key := consentKey(client)
 	entries := []consentEntry{{clientKey: key, expires: s.cfg.Now().Add(s.cfg.ConsentTTL).Unix()}}
 	for _, e := range s.readConsents(r, browser) {
 		if e.clientKey != key && len(entries) < maxConsents {
