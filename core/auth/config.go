@@ -85,6 +85,10 @@ type Config struct {
 	// accepts in total before answering 429. Default DefaultRegisterRate;
 	// a negative value turns the limit off.
 	RegisterRate int
+	// DisableRegistration turns off dynamic client registration (RFC 7591):
+	// the metadata omits registration_endpoint and /register answers 404.
+	// Default false (registration on; most MCP clients need it).
+	DisableRegistration bool
 	// DisableCIMD turns off Client ID Metadata Documents: a client_id that
 	// is an https URL is then an unknown client, and the metadata does not
 	// advertise client_id_metadata_document_supported. Default false

@@ -9,7 +9,7 @@ type asMetadata struct {
 	Issuer                                     string   `json:"issuer"`
 	AuthorizationEndpoint                      string   `json:"authorization_endpoint"`
 	TokenEndpoint                              string   `json:"token_endpoint"`
-	RegistrationEndpoint                       string   `json:"registration_endpoint"`
+	RegistrationEndpoint                       string   `json:"registration_endpoint,omitempty"`
 	RevocationEndpoint                         string   `json:"revocation_endpoint"`
 	ResponseTypesSupported                     []string `json:"response_types_supported"`
 	ResponseModesSupported                     []string `json:"response_modes_supported"`
@@ -39,11 +39,15 @@ var (
 )
 
 func (s *Server) asMetadata() asMetadata {
+	reg := s.issuer + PathRegister
+	if s.cfg.DisableRegistration {
+		reg = ""
+	}
 	return asMetadata{
 		Issuer:                                     s.issuer,
 		AuthorizationEndpoint:                      s.issuer + PathAuthorize,
 		TokenEndpoint:                              s.issuer + PathToken,
-		RegistrationEndpoint:                       s.issuer + PathRegister,
+		RegistrationEndpoint:                       reg,
 		RevocationEndpoint:                         s.issuer + PathRevoke,
 		ResponseTypesSupported:                     []string{"code"},
 		ResponseModesSupported:                     []string{"query"},

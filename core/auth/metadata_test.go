@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/modelcontextprotocol/go-sdk/oauthex"
@@ -63,16 +64,27 @@ func TestASMetadata(t *testing.T) {
 	}
 }
 
-// With CIMD off the flag is omitted rather than false.
-func TestASMetadataWithoutCIMD(t *testing.T) {
-	e := newTestEnv(t, func(c *Config) { c.DisableCIMD = true }, nil)
+// Checklist 16, 22: with CIMD or registration off, the metadata omits the
+// flag or endpoint (never an empty or false field) and /register is gone.
+func TestASMetadataToggles(t *testing.T) {
+	e := newTestEnv(t, func(c *Config) { c.DisableCIMD, c.DisableRegistration = true, true }, nil)
 	_, body := e.do("GET", PathASMetadata, "", "", nil)
 	var m map[string]any
 	if err := json.Unmarshal(body, &m); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := m["client_id_metadata_document_supported"]; ok {
-		t.Errorf("metadata advertises CIMD while it is off: %s", body)
+	for _, k := range []string{"client_id_metadata_document_supported", "registration_endpoint"} {
+		if _, ok := m[k]; ok {
+			t.Errorf("metadata has %s while it is off: %s", k, body)
+		}
+	}
+	if resp, _ := e.do("POST", PathRegister, "application/json", `{"redirect_uris":["https://a.example/cb"]}`, nil); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("POST /register with registration off: %d, want 404", resp.StatusCode)
+	}
+	_, ch := pkce()
+	resp, body := e.do("GET", strings.TrimPrefix(e.authorizeURL("https://client.example/c.json", ch, nil), e.base), "", "", nil)
+	if m := pageErrorCode.FindSubmatch(body); resp.StatusCode != 400 || m == nil || string(m[1]) != ErrCodeInvalidClient {
+		t.Errorf("CIMD client with CIMD off: %d %s", resp.StatusCode, body)
 	}
 }
 

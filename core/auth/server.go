@@ -167,7 +167,9 @@ func (s *Server) Mount(mux *http.ServeMux) {
 			s.handlePRMetadata(w, r, resource)
 		}))
 	}
-	mux.Handle(PathRegister, cors("POST, OPTIONS", s.handleRegister))
+	if !s.cfg.DisableRegistration {
+		mux.Handle(PathRegister, cors("POST, OPTIONS", s.handleRegister))
+	}
 	mux.HandleFunc("GET "+PathAuthorize, s.handleAuthorize)
 	mux.HandleFunc("POST "+PathAuthorize, s.handleConsent)
 	mux.HandleFunc("GET "+PathCallback, s.handleCallback)
