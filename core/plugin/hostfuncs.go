@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -44,6 +45,7 @@ func (p *loadedPlugin) instantiateHostModule(ctx context.Context) error {
 	def(abi.FuncConfigGet, p.hostConfigGet, []api.ValueType{i32, i32}, []api.ValueType{i64})
 	def(abi.FuncSecretGet, p.hostSecretGet, []api.ValueType{i32, i32}, []api.ValueType{i64})
 	def(abi.FuncProgress, p.hostProgress, []api.ValueType{f64, f64, i32, i32}, []api.ValueType{i64})
+	def(abi.FuncTools, p.hostTools, nil, []api.ValueType{i64})
 	_, err := b.Instantiate(ctx)
 	return err
 }
@@ -473,6 +475,33 @@ func (p *loadedPlugin) hostProgress(ctx context.Context, mod api.Module, stack [
 	}
 	st.pending = nil
 	stack[0] = 0
+}
+
+// hostTools answers with the tool list the gate supplied for this call
+// (CallOptions.Tools), sorted by name, or an empty list when it supplied
+// none.
+func (p *loadedPlugin) hostTools(ctx context.Context, _ api.Module, stack []uint64) {
+	st := enter(ctx, stack)
+	if st == nil {
+		return
+	}
+	if !p.grants.tools {
+		st.fail(stack, abi.StatusNotGranted, "tools is not granted to plugin %q", p.src.name)
+		return
+	}
+	tools := []abi.ToolAccess{}
+	if st.tools != nil {
+		if got := st.tools(); got != nil {
+			tools = slices.Clone(got)
+		}
+	}
+	slices.SortStableFunc(tools, func(a, b abi.ToolAccess) int { return strings.Compare(a.Name, b.Name) })
+	out, err := json.Marshal(abi.ToolsResponse{Tools: tools})
+	if err != nil {
+		st.fail(stack, abi.StatusFailed, "encoding the tool list failed")
+		return
+	}
+	st.ok(stack, out)
 }
 
 // oneLine renders an error (errors.Join puts parts on separate lines) on one line.

@@ -40,6 +40,7 @@ type callState struct {
 	tool     string
 	callID   string
 	progress func(Progress)
+	tools    func() []abi.ToolAccess
 
 	// pending is the result a host function keeps for result_read.
 	pending []byte
@@ -288,7 +289,7 @@ func (p *loadedPlugin) run(ctx context.Context, tool string, input []byte, opts 
 		p.log.Error("cannot start a plugin instance", "tool", tool, "err", err)
 		return fail(ErrKindUnavailable, err, "the plugin could not start an instance")
 	}
-	st := &callState{ctx: cctx, tool: tool, callID: opts.CallID, progress: opts.Progress}
+	st := &callState{ctx: cctx, tool: tool, callID: opts.CallID, progress: opts.Progress, tools: opts.Tools}
 	inst.cur.Store(st)
 	healthy := false
 	defer func() {

@@ -185,6 +185,9 @@ func checkGrants(name, file, tomlName string, m abi.Manifest, e PluginEntry) err
 	if c.Progress && !e.Progress {
 		return refuse("progress reporting", "progress = true")
 	}
+	if c.Tools && !e.ListTools {
+		return refuse("the server's tool list", "list_tools = true")
+	}
 	return nil
 }
 
@@ -203,6 +206,7 @@ type grants struct {
 	http     []HostGrant
 	kv       bool
 	progress bool
+	tools    bool
 	config   map[string]string // name -> value
 	secrets  map[string]string // name -> environment variable
 }
@@ -211,7 +215,7 @@ type grants struct {
 // grants. An http grant counts when some host the manifest names covers it.
 func effectiveGrants(m abi.Manifest, e PluginEntry) grants {
 	c := m.Capabilities
-	g := grants{kv: c.KV && e.KV, progress: c.Progress && e.Progress,
+	g := grants{kv: c.KV && e.KV, progress: c.Progress && e.Progress, tools: c.Tools && e.ListTools,
 		config: map[string]string{}, secrets: map[string]string{}}
 	for _, hg := range e.HTTP {
 		for _, asked := range c.HTTP {

@@ -88,6 +88,39 @@ func TestCheckGrants(t *testing.T) {
 	}
 }
 
+func TestToolsGrant(t *testing.T) {
+	tests := []struct {
+		name      string
+		asks      bool
+		listTools bool
+		refused   bool
+		granted   bool
+	}{
+		{"asked and granted", true, true, false, true},
+		{"asked, not granted", true, false, true, false},
+		{"granted, not asked", false, true, false, false},
+		{"neither", false, false, false, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := validManifest()
+			m.Capabilities.Tools = tt.asks
+			e := PluginEntry{ListTools: tt.listTools}
+			err := checkGrants("whoami", "plugins/dist/whoami.wasm", "plugins.toml", m, e)
+			const want = `plugin "whoami" (plugins/dist/whoami.wasm) asks for the server's tool list, which is not granted; add  list_tools = true  under [plugins.whoami] in plugins.toml`
+			if tt.refused && (err == nil || err.Error() != want) {
+				t.Errorf("err = %v\nwant  %s", err, want)
+			}
+			if !tt.refused && err != nil {
+				t.Errorf("err = %v, want none", err)
+			}
+			if g := effectiveGrants(m, e); g.tools != tt.granted {
+				t.Errorf("effective tools grant = %t, want %t", g.tools, tt.granted)
+			}
+		})
+	}
+}
+
 func TestHostGranted(t *testing.T) {
 	tests := []struct {
 		asked  string

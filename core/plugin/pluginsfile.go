@@ -206,6 +206,10 @@ type PluginEntry struct {
 	Secrets map[string]string `toml:"secrets"`
 	// Progress lets the plugin report progress.
 	Progress bool `toml:"progress"`
+	// ListTools lets the plugin read the server's tool list as the caller
+	// sees it (the "tools" capability). The key is not "tools", which
+	// holds the per-tool tables.
+	ListTools bool `toml:"list_tools"`
 
 	// Tools holds per-tool rules and limits.
 	Tools map[string]ToolEntry `toml:"tools"`
