@@ -2,6 +2,7 @@ package auth
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
@@ -345,4 +346,70 @@ type countingUpstream struct {
 func (c *countingUpstream) Refresh(ctx context.Context, rt, org string) (authkit.Identity, error) {
 	c.refreshes.Add(1)
 	return c.Upstream.Refresh(ctx, rt, org)
+}
+
+// failingUpstream makes Refresh fail with err after (optionally) letting
+// the real upstream rotate the token.
+type failingUpstream struct {
+	Upstream
+	err     error
+	rotate  bool
+	rotated string
+}
+
+func (f *failingUpstream) Refresh(ctx context.Context, rt, org string) (authkit.Identity, error) {
+	if f.err == nil {
+		return f.Upstream.Refresh(ctx, rt, org)
+	}
+	if f.rotate {
+		id, err := f.Upstream.Refresh(ctx, rt, org)
+		if err != nil {
+			return id, err
+		}
+		f.rotated = id.RefreshToken
+		return authkit.Identity{RefreshToken: id.RefreshToken}, f.err
+	}
+	return authkit.Identity{}, f.err
+}
+
+// Checklist 51: how each kind of upstream refresh failure treats the grant.
+func TestUpstreamRefreshFailures(t *testing.T) {
+	tests := []struct {
+		name     string
+		err      error
+		rotate   bool
+		status   int
+		code     string
+		survives bool
+	}{
+		{"unavailable after rotating", fmt.Errorf("x: %w", authkit.ErrUpstreamUnavailable), true, 503, ErrCodeTemporarilyUnavailable, true},
+		{"our credentials refused", &authkit.UpstreamError{Op: "authenticate", StatusCode: 401}, false, 503, ErrCodeTemporarilyUnavailable, true},
+		{"identity not verifiable", fmt.Errorf("verify: %w", authkit.ErrInvalidToken), true, 400, ErrCodeInvalidGrant, false},
+		{"session ended", fmt.Errorf("x: %w", authkit.ErrUpstreamGrantInvalid), false, 400, ErrCodeInvalidGrant, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fu := &failingUpstream{}
+			e := newTestEnv(t, nil, func(up Upstream) Upstream { fu.Upstream = up; return fu })
+			c, tk := e.signIn("alice@example.com")
+			fu.err, fu.rotate = tt.err, tt.rotate
+			st, r := e.refreshWith(c.ClientID, tk.RefreshToken)
+			if st != tt.status || r.Error != tt.code {
+				t.Fatalf("refresh: %d %+v, want %d %s", st, r, tt.status, tt.code)
+			}
+			alive, _, _ := e.callMCP(tk.AccessToken)
+			if (alive == http.StatusOK) != tt.survives {
+				t.Fatalf("access token status %d, grant should survive: %v", alive, tt.survives)
+			}
+			if !tt.survives {
+				return
+			}
+			// The client retries once the upstream is back: it works, with
+			// the rotated upstream token if one was issued.
+			fu.err = nil
+			if st, r := e.refreshWith(c.ClientID, tk.RefreshToken); st != http.StatusOK {
+				t.Errorf("retry after recovery: %d %+v", st, r)
+			}
+		})
+	}
 }

@@ -326,17 +326,28 @@ func (s *Server) refresh(ctx context.Context, client store.Client, form url.Valu
 		return tokenResponse{}, invalid
 	}
 	id, err := s.up.Refresh(ctx, upstreamRT, g.OrganizationID)
-	if err != nil {
-		if errors.Is(err, authkit.ErrUpstreamGrantInvalid) {
-			s.log.InfoContext(ctx, "auth: upstream session ended; ending grant", "grant_id", g.ID, "user_id", g.UserID)
-			s.revokeGrant(ctx, g.ID)
-			return tokenResponse{}, oauthErr(ErrCodeInvalidGrant, "the sign-in session has ended; sign in again")
-		}
+	var rejected *authkit.UpstreamError
+	switch {
+	case err == nil:
+	case errors.Is(err, authkit.ErrUpstreamGrantInvalid):
+		s.log.InfoContext(ctx, "auth: upstream session ended; ending grant", "grant_id", g.ID, "user_id", g.UserID)
+		s.revokeGrant(ctx, g.ID)
+		return tokenResponse{}, oauthErr(ErrCodeInvalidGrant, "the sign-in session has ended; sign in again")
+	case errors.Is(err, authkit.ErrUpstreamUnavailable) || errors.As(err, &rejected):
+		// WorkOS is down, or refused our own credentials: not the
+		// grant's fault; keep it and let the client retry.
 		s.log.WarnContext(ctx, "auth: upstream refresh failed", "grant_id", g.ID, "err", err)
 		if id.RefreshToken != "" {
 			s.saveUpstreamToken(ctx, g.ID, id.RefreshToken)
 		}
 		return tokenResponse{}, &Error{Code: ErrCodeTemporarilyUnavailable, Description: "the identity provider is unavailable; try again later", Status: http.StatusServiceUnavailable, retryAfter: "30"}
+	default:
+		// The refreshed identity could not be verified (token signature,
+		// issuer, organization): the grant cannot vouch for the user any
+		// more.
+		s.log.WarnContext(ctx, "auth: refreshed identity not verifiable; ending grant", "grant_id", g.ID, "err", err)
+		s.revokeGrant(ctx, g.ID)
+		return tokenResponse{}, oauthErr(ErrCodeInvalidGrant, "the sign-in could not be verified; sign in again")
 	}
 	issue, resp := s.newTokens(client, g.ID, scopes, tok.Resource)
 	now := s.cfg.Now().UTC()
