@@ -74,6 +74,10 @@ var errTokenInvalid = errors.New("token invalid")
 // go-sdk TokenInfo (sdkauth.TokenInfoFromContext) whose UserID is the user
 // and whose Extra holds the Extra* keys, so the go-sdk's session binding
 // and core/gate see the same identity.
+//
+// Every method needs a token, OPTIONS included: answer CORS preflights
+// (and expose WWW-Authenticate to browsers) in a middleware outside
+// Protect.
 func (s *Server) Protect(path string, next http.Handler) http.Handler {
 	resource := s.issuer + path
 	return guard(s.issuer+PathPRMetadata+path, s.cfg.Scopes, s.log, func(ctx context.Context, token string) (*Caller, error) {
