@@ -413,3 +413,35 @@ func TestUpstreamRefreshFailures(t *testing.T) {
 		})
 	}
 }
+
+// Checklist 8, 38: a token for the whole server (the root metadata's
+// resource) works on both endpoints; one for /sse only on /sse.
+func TestTokenResourceBinding(t *testing.T) {
+	e := newTestEnv(t, nil, nil)
+	c := e.publicClient()
+	b := newBrowser(t, "alice@example.com")
+	for _, tc := range []struct {
+		resource     string
+		mcpOK, sseOK bool
+	}{
+		{e.base, true, true},
+		{e.base + PathSSE, false, true},
+		{strings.ToUpper(e.base[:4]) + e.base[4:] + "/mcp/", true, false},
+	} {
+		v, ch := pkce()
+		loc, _, err := b.walk(e.authorizeURL(c.ClientID, ch, url.Values{"resource": {tc.resource}}))
+		if err != nil || loc == nil {
+			t.Fatalf("%s: walk: %v", tc.resource, err)
+		}
+		st, tk := e.token(url.Values{"grant_type": {"authorization_code"}, "code": {loc.Query().Get("code")}, "code_verifier": {v}, "client_id": {c.ClientID}, "resource": {tc.resource}}, nil)
+		if st != http.StatusOK {
+			t.Fatalf("%s: exchange %d %+v", tc.resource, st, tk)
+		}
+		for path, want := range map[string]bool{PathMCP: tc.mcpOK, PathSSE: tc.sseOK} {
+			resp, _ := e.do("POST", path, "application/json", "{}", http.Header{"Authorization": {"Bearer " + tk.AccessToken}})
+			if (resp.StatusCode == http.StatusOK) != want {
+				t.Errorf("token for %s at %s: %d, want ok %v", tc.resource, path, resp.StatusCode, want)
+			}
+		}
+	}
+}
