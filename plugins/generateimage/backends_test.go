@@ -86,17 +86,28 @@ func blockUntilCancelled(_ http.ResponseWriter, r *http.Request) { <-r.Context()
 
 var oversized = bytes.Repeat([]byte{0xff, 0xd8, 0xff}, (maxImageBytes/3)+1000)
 
-// failureCases are the upstream failures every HTTP backend must explain.
-func failureCases(ok func([]byte) any, fail func(int, string) any) []struct {
+type failureCase struct {
 	name  string
 	reply func(http.ResponseWriter, *http.Request)
 	want  []string
-} {
-	return []struct {
-		name  string
-		reply func(http.ResponseWriter, *http.Request)
-		want  []string
-	}{
+}
+
+const slowTimeout = "30s"
+
+// timeoutFor is the request_timeout a failure case runs with.
+func timeoutFor(c failureCase) string {
+	if c.name == "timeout" {
+		return "50ms"
+	}
+	return slowTimeout
+}
+
+// failureCases are the upstream failures every HTTP backend must explain.
+// Every case runs with request_timeout = slowTimeout (so that a loaded
+// machine does not turn a slow fake into a timeout) except "timeout", which
+// runs with 50ms against a fake that never answers.
+func failureCases(ok func([]byte) any, fail func(int, string) any) []failureCase {
+	return []failureCase{
 		{"401", jsonReply(401, nil, fail(10000, "Authentication error")), []string{"refused the credentials (HTTP 401)", "Authentication error"}},
 		{"429 with retry-after seconds", jsonReply(429, map[string]string{"Retry-After": "30"}, fail(3040, "Capacity temporarily exceeded")), []string{"rate limiting", "HTTP 429", "try again in 30s", "Capacity temporarily exceeded"}},
 		{"429 with retry-after date", jsonReply(429, map[string]string{"Retry-After": time.Now().Add(150 * time.Second).UTC().Format(time.RFC1123)}, fail(3040, "slow down")), []string{"HTTP 429", "try again in 2m", "slow down"}},
@@ -117,7 +128,7 @@ func TestWorkersAI(t *testing.T) {
 	p := sdktest.New(t, sdktest.Options{
 		Caller:  imageCaller,
 		HTTP:    f,
-		Config:  map[string]string{cfgBackend: backendWorkersAI, cfgRequestTimeout: "50ms"},
+		Config:  map[string]string{cfgBackend: backendWorkersAI},
 		Secrets: map[string]string{secretCFAccount: testAccount, secretCFToken: testToken},
 	})
 	res := p.Call("generateImage", map[string]any{"prompt": "a cat", "steps": 8})
@@ -140,9 +151,14 @@ func TestWorkersAI(t *testing.T) {
 	}
 	for _, tt := range failureCases(cfOK, cfFail) {
 		t.Run(tt.name, func(t *testing.T) {
-			f.reply = tt.reply
-			res := p.Call("generateImage", map[string]any{"prompt": "a cat"})
-			checkToolError(t, res, tt.want)
+			f := &fake{t: t, reply: tt.reply}
+			p := sdktest.New(t, sdktest.Options{
+				Caller:  imageCaller,
+				HTTP:    f,
+				Config:  map[string]string{cfgBackend: backendWorkersAI, cfgRequestTimeout: timeoutFor(tt)},
+				Secrets: map[string]string{secretCFAccount: testAccount, secretCFToken: testToken},
+			})
+			checkToolError(t, p.Call("generateImage", map[string]any{"prompt": "a cat"}), tt.want)
 		})
 	}
 }
@@ -193,7 +209,7 @@ func TestOpenAI(t *testing.T) {
 		{
 			name: "local server without a key",
 			config: map[string]string{cfgBackend: backendOpenAI, cfgOpenAIBaseURL: "http://localhost:8080/v1/", cfgOpenAIModel: "sd-turbo",
-				cfgOpenAISize: "512x512", cfgRequestTimeout: "50ms"},
+				cfgOpenAISize: "512x512", cfgRequestTimeout: slowTimeout},
 			wantPath: "localhost:8080/v1/images/generations",
 			wantBody: map[string]any{"model": "sd-turbo", "prompt": "a cat", "n": 1.0, "size": "512x512", "response_format": "b64_json"},
 		},
@@ -217,16 +233,17 @@ func TestOpenAI(t *testing.T) {
 			}
 		})
 	}
-	f := &fake{t: t}
-	p := sdktest.New(t, sdktest.Options{Caller: imageCaller, HTTP: f,
-		Config: map[string]string{cfgBackend: backendOpenAI, cfgRequestTimeout: "50ms"}, Secrets: map[string]string{secretOpenAIKey: testKey}})
 	fail := func(_ int, msg string) any { return openAIFail(msg) }
 	for _, tt := range failureCases(openAIOK, fail) {
 		t.Run(tt.name, func(t *testing.T) {
-			f.reply = tt.reply
+			f := &fake{t: t, reply: tt.reply}
+			p := sdktest.New(t, sdktest.Options{Caller: imageCaller, HTTP: f,
+				Config:  map[string]string{cfgBackend: backendOpenAI, cfgRequestTimeout: timeoutFor(tt)},
+				Secrets: map[string]string{secretOpenAIKey: testKey}})
 			checkToolError(t, p.Call("generateImage", map[string]any{"prompt": "a cat"}), tt.want)
 		})
 	}
+	f := &fake{t: t}
 	t.Run("ungranted host", func(t *testing.T) {
 		p := sdktest.New(t, sdktest.Options{Caller: imageCaller, HTTP: f,
 			Config: map[string]string{cfgBackend: backendOpenAI, cfgOpenAIBaseURL: "https://images.example.net/v1"}})
