@@ -130,6 +130,23 @@ func TestReferenceWhoami(t *testing.T) {
 	})
 }
 
+// TestToolsNotDeclared checks that list_tools grants nothing to a plugin
+// whose manifest does not ask for the tools capability.
+func TestToolsNotDeclared(t *testing.T) {
+	wasm := filepath.Join(t.TempDir(), "toolsprobe.wasm")
+	cmd := exec.Command("go", "build", "-buildmode=c-shared", "-o", wasm, "./testdata/toolsprobe")
+	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm", "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build testdata/toolsprobe: %v\n%s", err, b)
+	}
+	h := plugintest.New(t, wasm, plugintest.Options{Entry: plugin.PluginEntry{ListTools: true}})
+	res, err := h.Host().Call(context.Background(), "probe", json.RawMessage(`{}`), abi.Caller{UserID: "u", Permissions: []string{}},
+		plugin.CallOptions{Tools: func() []abi.ToolAccess { return []abi.ToolAccess{{Name: "add", Plugin: "add", Allowed: true}} }})
+	if err != nil || !res.IsError || !strings.Contains(res.Content[0].Text, `tools is not granted to plugin "toolsprobe"`) {
+		t.Fatalf("probe = %+v, %v; want a not-granted tool error", res, err)
+	}
+}
+
 func TestReferenceGenerateImage(t *testing.T) {
 	wasm := buildReference(t, "generateimage")
 	entry := rootEntry(t, "generateimage")
