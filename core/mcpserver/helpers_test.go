@@ -3,6 +3,8 @@ package mcpserver
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -21,6 +23,7 @@ import (
 	"github.com/toolgate/toolgate/core/gate"
 	"github.com/toolgate/toolgate/core/plugin"
 	"github.com/toolgate/toolgate/core/store"
+	"github.com/toolgate/toolgate/sdk/abi"
 )
 
 // testCacheDir is the wazero compilation cache shared with core/plugin's
@@ -189,7 +192,7 @@ func (s *syncBuffer) String() string {
 // newEnv starts a plugin host serving the gated test plugin (with
 // progress and list_tools granted) and a watched drop-in folder, and the
 // MCP server over it on an httptest server.
-func newEnv(t *testing.T, mutate func(*Config)) *env {
+func newEnv(t testing.TB, mutate func(*Config)) *env {
 	t.Helper()
 	gated := buildWasm(t, "gated", "../gate/testdata/gated")
 	dropIn := t.TempDir()
@@ -288,7 +291,7 @@ type clientEvents struct {
 }
 
 // connect opens a client session for the user token over w.
-func (e *env) connect(t *testing.T, w wire, token string) (*mcp.ClientSession, *clientEvents) {
+func (e *env) connect(t testing.TB, w wire, token string) (*mcp.ClientSession, *clientEvents) {
 	t.Helper()
 	ev := &clientEvents{listChanged: make(chan struct{}, 16), progress: make(chan *mcp.ProgressNotificationParams, 1024)}
 	client := mcp.NewClient(&mcp.Implementation{Name: "test", Version: "1.0.0"}, &mcp.ClientOptions{
@@ -376,3 +379,23 @@ func metricValue(t *testing.T, reg *prometheus.Registry, name, tool, outcome str
 }
 
 var storeQueryAll = store.AuditQuery{}
+
+// nopHost serves no tools.
+type nopHost struct{}
+
+func (nopHost) Tools() plugin.Snapshot                      { return plugin.Snapshot{} }
+func (nopHost) Subscribe(func(plugin.Event)) (unsub func()) { return func() {} }
+func (nopHost) Call(context.Context, string, json.RawMessage, abi.Caller, plugin.CallOptions) (abi.CallResult, error) {
+	return abi.CallResult{}, errors.New("no tools")
+}
+
+// nopAudit stores nothing.
+type nopAudit struct{}
+
+func (nopAudit) AppendAudit(_ context.Context, r store.AuditRecord) (store.AuditRecord, error) {
+	return r, nil
+}
+
+func (nopAudit) ListAudit(context.Context, store.AuditQuery) ([]store.AuditRecord, error) {
+	return nil, nil
+}

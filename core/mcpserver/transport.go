@@ -205,12 +205,22 @@ func parseHosts(entries []string) ([]hostRule, error) {
 	rules := make([]hostRule, 0, len(entries))
 	for _, e := range entries {
 		host, port := splitHost(strings.ToLower(strings.TrimSpace(e)))
-		if host == "" || strings.ContainsAny(host, "/@?#") {
+		if host == "" || strings.ContainsAny(host, "/@?#") || !allDigits(port) {
 			return nil, fmt.Errorf("allowed host %q: want host or host:port", e)
 		}
 		rules = append(rules, hostRule{host: host, port: port})
 	}
 	return rules, nil
+}
+
+// allDigits reports whether a port is empty or a decimal number.
+func allDigits(port string) bool {
+	for _, r := range port {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // splitHost splits "host[:port]" ("[v6]:port" too) without failing on a
