@@ -115,8 +115,9 @@ func (a *auditor) close(ctx context.Context) error {
 
 // metrics are the MCP layer's Prometheus collectors, per tool and outcome.
 type metrics struct {
-	calls    *prometheus.CounterVec
-	duration *prometheus.HistogramVec
+	calls       *prometheus.CounterVec
+	duration    *prometheus.HistogramVec
+	listChanged *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -130,6 +131,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help:    "Time from the gate's check to the result, by tool and outcome.",
 			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
 		}, []string{"tool", "outcome"}),
+		listChanged: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "toolgate", Subsystem: "mcp", Name: "list_changed_notifications_total",
+			Help: "notifications/tools/list_changed to sessions: sent, or suppressed because the session's view did not change.",
+		}, []string{"result"}),
 	}
 	if reg == nil {
 		return m, nil
@@ -137,6 +142,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	var err error
 	m.calls = register(reg, m.calls, &err)
 	m.duration = register(reg, m.duration, &err)
+	m.listChanged = register(reg, m.listChanged, &err)
 	return m, err
 }
 

@@ -334,7 +334,13 @@ func TestDropInPluginAppears(t *testing.T) {
 // new permissions (a refreshed token), the session is told its list
 // changed, and sessions whose view did not change are not.
 func TestPermissionChangeNotifies(t *testing.T) {
+	type decision struct {
+		user string
+		sent bool
+	}
+	decisions := make(chan decision, 64)
 	e := newEnv(t, nil)
+	e.srv.onListChanged = func(user string, sent bool) { decisions <- decision{user, sent} }
 	for _, w := range wires {
 		if !w.sessions {
 			continue
@@ -358,17 +364,32 @@ func TestPermissionChangeNotifies(t *testing.T) {
 			case <-time.After(30 * time.Second):
 				t.Fatal("bob was not told his list changed")
 			}
-			if names := toolNames(t, bob); !slices.Contains(names, "paint") {
-				t.Errorf("bob after the change lists %v", names)
+			// The broadcast reaches every tracked session; wait for the
+			// server's decision on alice's and bob's.
+			got := map[string]bool{}
+			for len(got) < 2 {
+				select {
+				case d := <-decisions:
+					if d.user == "user_alice" || d.user == "user_bob" {
+						got[d.user] = d.sent
+					}
+				case <-time.After(30 * time.Second):
+					t.Fatalf("list_changed decisions so far: %v", got)
+				}
 			}
-			// alice's view did not change: her session must not have been
-			// told. Her next request is answered after any notification the
-			// broadcast sent her, so checking after it is race-free.
-			toolNames(t, alice)
+			if !got["user_bob"] || got["user_alice"] {
+				t.Errorf("list_changed sent = %v, want bob only", got)
+			}
 			select {
 			case <-aliceEv.listChanged:
 				t.Error("alice was told her list changed; it did not")
 			default:
+			}
+			if names := toolNames(t, bob); !slices.Contains(names, "paint") {
+				t.Errorf("bob after the change lists %v", names)
+			}
+			for len(decisions) > 0 {
+				<-decisions
 			}
 		})
 	}

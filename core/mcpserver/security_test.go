@@ -47,6 +47,13 @@ func TestSessionBelongsToItsUser(t *testing.T) {
 			if code != http.StatusNotFound {
 				t.Errorf("unknown session: %d, want 404", code)
 			}
+			// The owner ends the session; it is gone afterwards.
+			if code, body := rawRequest(t, http.MethodDelete, e.url+"/mcp", "alice", h, ""); code != http.StatusNoContent {
+				t.Errorf("alice DELETE: %d %q, want 204", code, body)
+			}
+			if code, _ := rawRequest(t, http.MethodPost, e.url+"/mcp", "alice", h, listBody); code != http.StatusNotFound {
+				t.Errorf("POST after DELETE: %d, want 404", code)
+			}
 		})
 	}
 }

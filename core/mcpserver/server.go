@@ -122,6 +122,10 @@ type Server struct {
 	transports transports
 
 	closeOnce sync.Once
+
+	// onListChanged, if set (by tests), learns each tracked session's
+	// list_changed decision: the session's user and whether it was sent.
+	onListChanged func(user string, sent bool)
 }
 
 // toolset is the set of tools currently registered on the go-sdk server.
@@ -530,10 +534,16 @@ func (s *Server) sending(next mcp.MethodHandler) mcp.MethodHandler {
 		fp := fingerprint(s.tools.Load(), st.caller)
 		skip := st.hasTol && st.told == fp
 		st.told, st.hasTol = fp, true
+		user := st.caller.UserID
 		st.mu.Unlock()
+		if s.onListChanged != nil {
+			s.onListChanged(user, !skip)
+		}
 		if skip {
+			s.metrics.listChanged.WithLabelValues("suppressed").Inc()
 			return nil, nil
 		}
+		s.metrics.listChanged.WithLabelValues("sent").Inc()
 		return next(ctx, method, req)
 	}
 }
