@@ -13,8 +13,8 @@
 //				Role: c.Role, Permissions: c.Permissions, ClientID: c.ClientID, GrantID: c.GrantID}, ok
 //		},
 //		HideDenied:     cfg.HideDenied,
-//		AllowedHosts:   []string{publicURL.Host},          // plus "localhost:8788" in dev
-//		AllowedOrigins: cfg.AllowedOrigins,               // e.g. the MCP Inspector's
+//		AllowedHosts:   cfg.AllowedHosts(),   // public_url's host (+ loopback in dev), or "*" if core/server checks Host itself
+//		AllowedOrigins: cfg.AllowedOrigins(), // public_url's origin, or the configured list
 //		Audit:          st,                               // store.Store
 //		AuditRetention: cfg.AuditRetention,
 //		Registerer:     prometheus.DefaultRegisterer,

@@ -184,6 +184,23 @@ func TestLoopbackHostDefault(t *testing.T) {
 	}
 }
 
+// TestAnyHost: "*" leaves the Host check to the composition root.
+func TestAnyHost(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.AllowedHosts = []string{"*"} })
+	req, _ := http.NewRequest(http.MethodPost, e.url+"/mcp", strings.NewReader(listBody))
+	req.Header = withHeader(jsonHeaders, "Mcp-Protocol-Version", "2025-11-25")
+	req.Header.Set("Authorization", "Bearer alice")
+	req.Host = "proxied.example"
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("any Host: %d, want 200", resp.StatusCode)
+	}
+}
+
 // TestLimits: request bodies and headers are bounded.
 func TestLimits(t *testing.T) {
 	e := newEnv(t, func(c *Config) {

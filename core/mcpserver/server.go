@@ -66,7 +66,9 @@ type Config struct {
 	// (any port) or "host:port", case-insensitive. Empty means: a request
 	// that arrived on a loopback address must name a loopback host
 	// (localhost, 127.0.0.1, ::1), and any Host is accepted otherwise. Set
-	// it to the public host when serving behind a reverse proxy.
+	// it to the public host when serving behind a reverse proxy. The entry
+	// "*" accepts any Host, for a composition root that checks Host itself
+	// in front of these handlers.
 	AllowedHosts []string
 	// AllowedOrigins lists the browser origins ("scheme://host[:port]")
 	// allowed besides the request's own origin. A request whose Origin is

@@ -143,7 +143,10 @@ func isInitialize(body []byte) bool {
 // withCaller puts the verified caller into the request in the form the
 // go-sdk carries to handlers: a TokenInfo whose UserID binds sessions to
 // their user (the stateful handler answers another user's request on a
-// session with 403) and whose Extra holds the caller for the gate.
+// session with 403) and whose Extra holds the caller for the gate. It
+// goes through the go-sdk's RequireBearerToken, the only way to set that
+// TokenInfo, so the request must carry its Authorization: Bearer header
+// (the bearer middleware in front has verified it; this layer does not).
 func (s *Server) withCaller(stateful bool, next http.Handler) http.Handler {
 	return sdkauth.RequireBearerToken(func(ctx context.Context, _ string, _ *http.Request) (*sdkauth.TokenInfo, error) {
 		c, ok := s.cfg.CallerFromContext(ctx)
@@ -204,6 +207,10 @@ type hostRule struct {
 func parseHosts(entries []string) ([]hostRule, error) {
 	rules := make([]hostRule, 0, len(entries))
 	for _, e := range entries {
+		if strings.TrimSpace(e) == "*" {
+			rules = append(rules, hostRule{host: "*"})
+			continue
+		}
 		host, port := splitHost(strings.ToLower(strings.TrimSpace(e)))
 		if host == "" || strings.ContainsAny(host, "/@?#") || !allDigits(port) {
 			return nil, fmt.Errorf("allowed host %q: want host or host:port", e)
@@ -243,7 +250,7 @@ func (s *Server) hostAllowed(r *http.Request) bool {
 		return !isLoopback(lh) || isLoopback(host)
 	}
 	return slices.ContainsFunc(s.transports.hosts, func(h hostRule) bool {
-		return h.host == host && (h.port == "" || h.port == port)
+		return h.host == "*" || (h.host == host && (h.port == "" || h.port == port))
 	})
 }
 
