@@ -69,7 +69,7 @@ type process struct {
 // waits for its start line, which carries the address.
 func startServe(t *testing.T, dir string, args ...string) *process {
 	t.Helper()
-	cmd := exec.Command(toolgateBinary(t), append([]string{"serve", "-listen", "127.0.0.1:0", "-log-format", "json"}, args...)...)
+	cmd := exec.Command(toolgateBinary(t), append([]string{"serve", "-listen", "127.0.0.1:0", "-admin-listen", "127.0.0.1:0", "-log-format", "json"}, args...)...)
 	cmd.Dir = dir
 	cmd.Env = cleanEnv()
 	pipe, err := cmd.StderrPipe()

@@ -7,6 +7,8 @@
 //	toolgate serve [flags]       run the server
 //	toolgate config [flags]      print the effective configuration
 //	toolgate plugin <command>    work with plugins (inspect, new)
+//	toolgate grants <command>    list and revoke grants of a running server
+//	toolgate clients <command>   list and delete OAuth clients of a running server
 //	toolgate version             print version information
 //
 // Run "toolgate <command> -h" for a command's flags and examples. This
@@ -52,6 +54,10 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 		return printConfig(args[1:], environ, stdout, stderr)
 	case "plugin":
 		return plugin(args[1:], stdout, stderr)
+	case "grants":
+		return grants(args[1:], environ, stdout, stderr)
+	case "clients":
+		return clients(args[1:], environ, stdout, stderr)
 	case "version":
 		return version(args[1:], stdout, stderr)
 	case "help", "-h", "-help", "--help":
@@ -74,6 +80,8 @@ Commands:
   serve     run the server (development mode unless WORKOS_CLIENT_ID is set)
   config    print the effective configuration as TOML, secrets redacted
   plugin    work with plugins: inspect, new
+  grants    list and revoke grants (sign-ins) of a running server
+  clients   list and delete OAuth clients of a running server
   version   print version and build information
 
 Run "toolgate <command> -h" for the flags and examples of a command.

@@ -85,6 +85,13 @@ type ServerConfig struct {
 	// those land). Empty (the default) derives the single origin of
 	// PublicURL. See [Config.AllowedOrigins].
 	AllowedOrigins []string `koanf:"allowed_origins"`
+	// AdminListen is the loopback host:port of the operator endpoint that
+	// `toolgate grants` and `toolgate clients` talk to (list and revoke
+	// grants, list and delete clients while the server runs). It must be a
+	// loopback address in every mode; requests need the token in
+	// <store.dir>/admin.token. Empty disables the endpoint. The default is
+	// "127.0.0.1:8789".
+	AdminListen string `koanf:"admin_listen"`
 }
 
 // LogConfig configures the process's logs.
@@ -156,12 +163,38 @@ type AuthConfig struct {
 	// between 1h and 8760h (a year), and longer than AccessTokenTTL. The
 	// default is 720h (30 days).
 	RefreshTokenTTL time.Duration `koanf:"refresh_token_ttl"`
-	// CodeTTL is how long an authorization code, and the sign-in that
-	// leads to it, stays valid, between 10s and 10m. The default is 60s.
+	// CodeTTL is how long an authorization code stays valid, between 10s
+	// and 10m. The default is 60s.
 	CodeTTL time.Duration `koanf:"code_ttl"`
+	// SignInTTL is how long a user has to finish signing in at AuthKit
+	// after approving a client on the consent page, between 1m and 1h.
+	// The default is 10m.
+	SignInTTL time.Duration `koanf:"sign_in_ttl"`
 	// ClientTTL is how long a dynamically registered client that is never
 	// used stays registered, between 1h and 8760h. The default is 720h.
 	ClientTTL time.Duration `koanf:"client_ttl"`
+	// ConsentTTL is how long a browser remembers that its user approved a
+	// client, so the consent page is skipped, between 1h and 8760h. The
+	// default is 720h.
+	ConsentTTL time.Duration `koanf:"consent_ttl"`
+	// TokenCacheTTL is the longest a verified access token is served from
+	// memory before the store (or, in "authkit" mode, the JWT check) is
+	// consulted again, between 1s and 1h. Revocations made through this
+	// server or the admin endpoint take effect at once regardless. The
+	// default is 1m.
+	TokenCacheTTL time.Duration `koanf:"token_cache_ttl"`
+	// DisableRegistration turns off dynamic client registration (RFC
+	// 7591): /register answers 404 and the metadata does not advertise
+	// it. Most MCP clients need registration. The default is false.
+	DisableRegistration bool `koanf:"disable_registration"`
+	// DisableCIMD turns off Client ID Metadata Documents (a client_id
+	// that is an https URL). The default is false (accepted).
+	DisableCIMD bool `koanf:"disable_cimd"`
+	// CIMDAllowLoopback lets client metadata documents be fetched from
+	// loopback addresses, for developing a client locally. It only takes
+	// effect when public_url's host is itself loopback. The default is
+	// false.
+	CIMDAllowLoopback bool `koanf:"cimd_allow_loopback"`
 	// DevUsers are the users the development AuthKit's login page offers.
 	// They are ignored in production mode. The default is alice@example.com
 	// (role admin, permission image_generation) and bob@example.com (role
@@ -218,6 +251,7 @@ func Default() Config {
 			MaxBodyBytes:      1 << 20,
 			AllowedHosts:      []string{},
 			AllowedOrigins:    []string{},
+			AdminListen:       "127.0.0.1:8789",
 		},
 		Log: LogConfig{Level: "info", Format: "auto"},
 		Store: StoreConfig{
@@ -231,7 +265,10 @@ func Default() Config {
 			AccessTokenTTL:  time.Hour,
 			RefreshTokenTTL: 720 * time.Hour,
 			CodeTTL:         60 * time.Second,
+			SignInTTL:       10 * time.Minute,
 			ClientTTL:       720 * time.Hour,
+			ConsentTTL:      720 * time.Hour,
+			TokenCacheTTL:   time.Minute,
 			DevUsers: []DevUser{
 				{Email: "alice@example.com", FirstName: "Alice", LastName: "Example", Role: "admin", Permissions: []string{"image_generation"}, Organization: "Acme"},
 				{Email: "bob@example.com", FirstName: "Bob", LastName: "Example", Role: "member", Permissions: []string{}, Organization: "Acme"},

@@ -95,6 +95,21 @@ func (v *validator) server() error {
 			return v.fail("server.allowed_hosts", h, "each entry must be a host or host:port")
 		}
 	}
+	if s.AdminListen != "" {
+		host, port, err := net.SplitHostPort(s.AdminListen)
+		if err != nil {
+			return v.fail("server.admin_listen", s.AdminListen, `must be host:port, for example "127.0.0.1:8789", or empty to disable the admin endpoint`)
+		}
+		if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+			return v.fail("server.admin_listen", s.AdminListen, "must have a port between 0 and 65535")
+		}
+		if !isLoopbackHost(host) {
+			return v.fail("server.admin_listen", s.AdminListen, "must be a loopback address (127.0.0.1, [::1] or localhost): the admin endpoint is for operators on this machine")
+		}
+		if s.AdminListen == s.Listen && port != "0" {
+			return v.fail("server.admin_listen", s.AdminListen, "must differ from server.listen")
+		}
+	}
 	for _, o := range s.AllowedOrigins {
 		u, err := url.Parse(o)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
@@ -186,6 +201,9 @@ func (v *validator) auth() error {
 	if !oneOf(a.Mode, "proxy", "authkit") {
 		return v.fail("auth.mode", a.Mode, "must be one of proxy, authkit")
 	}
+	if a.Mode == "authkit" && !v.cfg.Production() {
+		return v.fail("auth.mode", a.Mode, `needs WorkOS (set WORKOS_CLIENT_ID, WORKOS_CLIENT_SECRET and auth.authkit_domain): the development AuthKit only works with auth.mode = "proxy"`)
+	}
 	if v.cfg.Production() {
 		if !a.WorkOSAPIKey.IsSet() {
 			return v.missing("auth.workos_api_key", "is required in production mode (WORKOS_CLIENT_ID is set): set WORKOS_CLIENT_SECRET to the WorkOS API key")
@@ -218,7 +236,10 @@ func (v *validator) auth() error {
 		{"auth.access_token_ttl", a.AccessTokenTTL, time.Minute, 24 * time.Hour},
 		{"auth.refresh_token_ttl", a.RefreshTokenTTL, time.Hour, 8760 * time.Hour},
 		{"auth.code_ttl", a.CodeTTL, 10 * time.Second, 10 * time.Minute},
+		{"auth.sign_in_ttl", a.SignInTTL, time.Minute, time.Hour},
 		{"auth.client_ttl", a.ClientTTL, time.Hour, 8760 * time.Hour},
+		{"auth.consent_ttl", a.ConsentTTL, time.Hour, 8760 * time.Hour},
+		{"auth.token_cache_ttl", a.TokenCacheTTL, time.Second, time.Hour},
 	}
 	for _, t := range ttls {
 		if err := v.durationRange(t.key, t.d, t.lo, t.hi); err != nil {

@@ -2,6 +2,8 @@ package server
 
 import (
 	"bytes"
+	"crypto/rand"
+	"crypto/rsa"
 	"net/http"
 	"sync"
 	"testing"
@@ -51,4 +53,22 @@ func waitFor(t *testing.T, cond func() bool) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+var (
+	devKeyOnce sync.Once
+	devKey     *rsa.PrivateKey
+	devKeyErr  error
+)
+
+// testAuthOptions shares one development AuthKit signing key across the
+// package's tests: generating a 2048-bit key per server would dominate
+// their run time.
+func testAuthOptions(t testing.TB) authOptions {
+	t.Helper()
+	devKeyOnce.Do(func() { devKey, devKeyErr = rsa.GenerateKey(rand.Reader, 2048) })
+	if devKeyErr != nil {
+		t.Fatal(devKeyErr)
+	}
+	return authOptions{devKey: devKey}
 }

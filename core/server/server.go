@@ -90,6 +90,18 @@ type Server struct {
 	mu     sync.Mutex
 	checks []ReadinessCheck
 
+	// auth is sign-in: the upstream, the development AuthKit in dev mode,
+	// and the guard of /mcp and /sse.
+	auth *authParts
+	// mcpHandler and sseHandler serve /mcp and /sse behind the bearer
+	// check; SetMCPHandler replaces the 503 placeholders.
+	mcpHandler atomic.Pointer[http.Handler]
+	sseHandler atomic.Pointer[http.Handler]
+	// adminLn and adminSrv are the operator endpoint (nil when
+	// server.admin_listen is empty).
+	adminLn  net.Listener
+	adminSrv *http.Server
+
 	// allowedHosts is the Host allowlist, a map[string]bool; Serve replaces
 	// it once the real listen port is known.
 	allowedHosts atomic.Pointer[map[string]bool]
@@ -102,19 +114,23 @@ type Server struct {
 	testHookShutdown func()
 }
 
-// New opens the configured store and builds the server. The caller must
-// eventually call Serve (which closes everything when it returns) or
-// Close. A data directory held by another process returns an error
-// wrapping [ErrDataDirLocked].
+// New opens the configured store, sets up sign-in (the development
+// AuthKit or WorkOS AuthKit) and the operator endpoint on
+// server.admin_listen, and builds the server. server.listen must be the
+// address Serve will be given (see [ForListener] for port 0): in
+// development mode the server calls its own development AuthKit there.
+// The caller must eventually call Serve (which closes everything when it
+// returns) or Close. A data directory held by another process returns an
+// error wrapping [ErrDataDirLocked].
 func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Server, error) {
 	open, ok := backends[cfg.Store.Backend]
 	if !ok {
 		return nil, fmt.Errorf("store.backend %q is not available", cfg.Store.Backend)
 	}
-	return newServer(ctx, cfg, logger, open)
+	return newServer(ctx, cfg, logger, open, authOptions{})
 }
 
-func newServer(ctx context.Context, cfg config.Config, logger *slog.Logger, open storeOpener) (*Server, error) {
+func newServer(ctx context.Context, cfg config.Config, logger *slog.Logger, open storeOpener, opts authOptions) (*Server, error) {
 	if logger == nil {
 		logger = slog.Default()
 	}
@@ -160,19 +176,25 @@ func newServer(ctx context.Context, cfg config.Config, logger *slog.Logger, open
 		}
 		return nil
 	})
+	if s.auth, err = setupAuth(cfg, st, s.mux, logger, opts); err != nil {
+		return nil, errors.Join(fmt.Errorf("set up sign-in: %w", err), s.Close())
+	}
+	if err := s.listenAdmin(ctx); err != nil {
+		return nil, errors.Join(err, s.Close())
+	}
 	s.routes()
 	s.handler = s.middleware(s.mux)
 	return s, nil
 }
 
-// routes mounts every route on s.mux. The auth routes (OAuth endpoints and
-// /.well-known metadata), the MCP routes (/mcp, /sse) and the plugin host
-// are composed here as they are built; each registers its own readiness
-// check with AddReadinessCheck and its own metrics with Registerer.
+// routes mounts the operational routes and /mcp and /sse behind the
+// bearer check on s.mux; setupAuth has mounted the sign-in routes (OAuth
+// endpoints, /.well-known metadata, the development AuthKit).
 func (s *Server) routes() {
 	s.mux.HandleFunc("GET /healthz", s.healthz)
 	s.mux.HandleFunc("GET /readyz", s.readyz)
 	s.mux.Handle("GET /metrics", s.metricsHandler())
+	s.mountMCP()
 }
 
 // Registerer is where other components register their Prometheus
@@ -190,16 +212,16 @@ func (s *Server) AddReadinessCheck(name string, check func(ctx context.Context) 
 // Handler returns the server's whole HTTP handler, middleware included.
 func (s *Server) Handler() http.Handler { return s.handler }
 
-// Run builds the server from cfg, listens on server.listen and serves
-// until ctx ends; see [Server.Serve].
+// Run listens on server.listen, builds the server from cfg (adjusted by
+// [ForListener]) and serves until ctx ends; see [Server.Serve].
 func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
-	s, err := New(ctx, cfg, logger)
-	if err != nil {
-		return err
-	}
 	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", cfg.Server.Listen)
 	if err != nil {
-		return errors.Join(fmt.Errorf("listen on %s: %w", cfg.Server.Listen, err), s.Close())
+		return fmt.Errorf("listen on %s: %w", cfg.Server.Listen, err)
+	}
+	s, err := New(ctx, ForListener(cfg, ln.Addr()), logger)
+	if err != nil {
+		return errors.Join(err, ln.Close())
 	}
 	return s.Serve(ctx, ln)
 }
@@ -233,12 +255,21 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	s.log.Info("toolgate listening",
 		"addr", ln.Addr().String(),
 		"mode", mode,
+		"auth_mode", s.cfg.Auth.Mode,
 		"public_url", s.cfg.Server.PublicURL,
+		"mcp", s.cfg.Server.PublicURL+PathMCP,
+		"admin", s.AdminAddr(),
 		"healthz", s.cfg.Server.PublicURL+"/healthz",
 		"metrics", s.cfg.Server.PublicURL+"/metrics")
 
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
+	adminServed := make(chan error, 1)
+	if s.adminSrv != nil {
+		go func() { adminServed <- s.adminSrv.Serve(s.adminLn) }()
+	} else {
+		adminServed <- http.ErrServerClosed
+	}
 
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
@@ -269,6 +300,15 @@ wait:
 	drainCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.Server.ShutdownTimeout)
 	defer cancel()
 	start := time.Now()
+	if s.adminSrv != nil {
+		// Operator requests are short; they share the drain deadline.
+		if err := s.adminSrv.Shutdown(drainCtx); err != nil {
+			_ = s.adminSrv.Close()
+		}
+	}
+	if err := <-adminServed; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		s.log.Warn("admin endpoint stopped early", "err", err)
+	}
 	if err := srv.Shutdown(drainCtx); err != nil {
 		s.log.Warn("in-flight requests did not finish in time; closing their connections", "timeout", s.cfg.Server.ShutdownTimeout.String())
 		serveErr = errors.Join(serveErr, fmt.Errorf("shutdown: requests still running after %s: %w", s.cfg.Server.ShutdownTimeout, err), srv.Close())
@@ -287,16 +327,25 @@ wait:
 	return serveErr
 }
 
-// Close releases what New opened (the store). Serve calls it; call it
-// yourself only when Serve never ran. Calling it again returns the first
-// result.
+// Close releases what New opened, in order: the admin listener (when
+// Serve never ran), sign-in (its store watch), the plugin host, the store.
+// Serve calls it after draining; call it yourself only when Serve never
+// ran. Calling it again returns the first result.
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
-		// Plugins first: a running call may still use the store (kv).
+		if s.adminLn != nil {
+			_ = s.adminLn.Close() // already closed when Serve ran
+		}
+		if s.auth != nil && s.auth.close != nil {
+			if err := s.auth.close(); err != nil {
+				s.closeErr = fmt.Errorf("close sign-in: %w", err)
+			}
+		}
+		// Plugins before the store: a running call may still use it (kv).
 		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.Server.ShutdownTimeout)
 		defer cancel()
 		if err := s.plugins.Close(ctx); err != nil {
-			s.closeErr = fmt.Errorf("close the plugin host: %w", err)
+			s.closeErr = errors.Join(s.closeErr, fmt.Errorf("close the plugin host: %w", err))
 		}
 		if err := s.store.Close(); err != nil {
 			s.closeErr = errors.Join(s.closeErr, fmt.Errorf("close the store: %w", err))

@@ -44,8 +44,21 @@ func testConfig(t *testing.T) config.Config {
 	cfg := config.Default()
 	cfg.Store.Dir = t.TempDir()
 	cfg.Server.Listen = "127.0.0.1:0"
+	cfg.Server.AdminListen = ""
 	cfg.Plugins.Dir = filepath.Join(t.TempDir(), "dist")
 	cfg.Plugins.Config = filepath.Join(t.TempDir(), "plugins.toml") // absent: no grants
+	return cfg
+}
+
+// productionConfig is testConfig in production mode with made-up WorkOS
+// credentials (nothing here calls WorkOS).
+func productionConfig(t *testing.T) config.Config {
+	t.Helper()
+	cfg := testConfig(t)
+	cfg.Server.PublicURL = "https://mcp.example.com"
+	cfg.Auth.WorkOSClientID = "client_test"
+	cfg.Auth.WorkOSAPIKey = config.Secret("sk_test_not_a_real_key")
+	cfg.Auth.CookieEncryptionKey = config.Secret("0123456789abcdef0123456789abcdef")
 	return cfg
 }
 
@@ -65,18 +78,19 @@ type started struct {
 func startServer(t *testing.T, cfg config.Config, setup func(*Server)) *started {
 	t.Helper()
 	st := &fakeStore{}
-	s, err := newServer(t.Context(), cfg, testLogger(t), func(context.Context, config.StoreConfig, *slog.Logger) (store.Store, error) {
-		return st, nil
-	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := newServer(t.Context(), ForListener(cfg, ln.Addr()), testLogger(t), func(context.Context, config.StoreConfig, *slog.Logger) (store.Store, error) {
+		return st, nil
+	}, testAuthOptions(t))
+	if err != nil {
+		ln.Close()
 		t.Fatal(err)
 	}
 	if setup != nil {
 		setup(s)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -201,26 +215,28 @@ func TestRequestLogHasNoQuery(t *testing.T) {
 	st := &fakeStore{}
 	s, err := newServer(t.Context(), cfg, slog.New(slog.NewJSONHandler(&logs, nil)), func(context.Context, config.StoreConfig, *slog.Logger) (store.Store, error) {
 		return st, nil
-	})
+	}, testAuthOptions(t))
 	if err != nil {
 		t.Fatal(err)
 	}
 	req, _ := http.NewRequest("GET", "http://localhost:8788/healthz?code=SECRETCODE&token=SECRETTOKEN", nil)
 	req.Host = "localhost:8788"
 	s.Handler().ServeHTTP(discard{}, req)
-	req, _ = http.NewRequest("GET", "http://localhost:8788/callback?code=SECRETCODE", nil)
+	req, _ = http.NewRequest("GET", "http://localhost:8788/nothing?code=SECRETCODE", nil)
 	s.Handler().ServeHTTP(discard{}, req)
 	out := logs.String()
-	if strings.Contains(out, "SECRET") {
+	if strings.Contains(out, "SECRETCODE") || strings.Contains(out, "SECRETTOKEN") {
 		t.Errorf("request log contains the query string:\n%s", out)
 	}
-	if !strings.Contains(out, `"path":"/callback"`) || !strings.Contains(out, `"status":404`) || !strings.Contains(out, `"route":"unmatched"`) {
+	if !strings.Contains(out, `"path":"/nothing"`) || !strings.Contains(out, `"status":404`) || !strings.Contains(out, `"route":"unmatched"`) {
 		t.Errorf("request log lacks method, path, status or route:\n%s", out)
 	}
 }
 
 func TestHostAllowlist(t *testing.T) {
-	cfg := testConfig(t)
+	// Production mode, so that public_url can name a host other than the
+	// listener's.
+	cfg := productionConfig(t)
 	ts := startServer(t, cfg, nil)
 	port := strings.TrimPrefix(ts.base, "http://127.0.0.1:")
 	tests := []struct {
@@ -231,7 +247,8 @@ func TestHostAllowlist(t *testing.T) {
 		{"127.0.0.1:" + port, "/nothing", 404},
 		{"localhost:" + port, "/nothing", 404},
 		{"LOCALHOST:" + port, "/nothing", 404},
-		{"localhost:8788", "/nothing", 404}, // public_url's host
+		{"mcp.example.com", "/nothing", 404}, // public_url's host
+		{"localhost:8788", "/nothing", 421},
 		{"evil.example:" + port, "/nothing", 421},
 		{"evil.example", "/healthz", 200}, // probes skip the check
 	}
