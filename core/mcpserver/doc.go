@@ -54,13 +54,16 @@
 // list_changed is exact per session: a sending middleware lets the
 // go-sdk's broadcast through only to sessions whose visible tool list
 // (a hash over the allowed tools' names and declarations) differs from
-// the one the client last listed or was told about. When a session's
-// caller arrives with different permissions, role or organization (a
-// refreshed token), and that changes what it may see, the server makes
-// the go-sdk broadcast again (it re-registers an unchanged tool, since
-// the go-sdk has no per-session notification) and the same filter sends
-// it only to the sessions concerned. Stateless 2026-07-28 clients that
-// listen (subscriptions/listen) get every announcement.
+// the one the client last listed or was told about. "Sessions" here are
+// stateful streamable sessions, SSE sessions and open 2026-07-28
+// subscriptions/listen streams (whose baseline is the list when the
+// stream opened). When a request arrives whose caller differs in
+// permissions, role or organization from what a session of the same grant
+// (the same client's refreshed token) last carried, the session's caller
+// is updated; if that changes what it may see, the server makes the
+// go-sdk broadcast again (it re-registers an unchanged tool, since the
+// go-sdk has no per-session notification) and the same filter sends it
+// only to the sessions concerned.
 //
 // # Protocol revisions: stateful or stateless
 //

@@ -342,9 +342,6 @@ func TestPermissionChangeNotifies(t *testing.T) {
 	e := newEnv(t, nil)
 	e.srv.onListChanged = func(user string, sent bool) { decisions <- decision{user, sent} }
 	for _, w := range wires {
-		if !w.sessions {
-			continue
-		}
 		t.Run(w.name, func(t *testing.T) {
 			u := testUsers()
 			e.users.set("bob", u["bob"])

@@ -117,8 +117,9 @@ type Server struct {
 	tools  atomic.Pointer[toolset]
 	unsub  func()
 
-	sessMu   sync.Mutex
+	sessMu   sync.RWMutex
 	sessions map[*mcp.ServerSession]*session
+	byGrant  map[string]map[*session]struct{}
 
 	sse        *sseHandler
 	transports transports
@@ -146,8 +147,11 @@ type entry struct {
 	full    uint64 // digest including rules: when to re-register
 }
 
-// session is what the server remembers about a stateful or SSE session.
+// session is what the server remembers about a session that can receive
+// notifications/tools/list_changed: a stateful streamable session, an SSE
+// session, or a 2026-07-28 subscriptions/listen stream.
 type session struct {
+	grant  string // grantKey of the caller that opened it
 	mu     sync.Mutex
 	caller gate.Caller
 	told   uint64 // fingerprint of the tool list the client last learned
@@ -205,6 +209,7 @@ func New(cfg Config) (*Server, error) {
 		sdkLog:   slog.New(minLevel{h: cfg.Logger.Handler().WithAttrs([]slog.Attr{slog.String("component", "go-sdk")}), min: slog.LevelWarn}),
 		metrics:  m,
 		sessions: map[*mcp.ServerSession]*session{},
+		byGrant:  map[string]map[*session]struct{}{},
 	}
 	s.audit = newAuditor(cfg.Audit, cfg.AuditRetention, cfg.Logger)
 	s.mcp = mcp.NewServer(&mcp.Implementation{Name: cfg.Name, Version: cfg.Version}, &mcp.ServerOptions{
@@ -372,85 +377,6 @@ func fingerprint(ts *toolset, c gate.Caller) uint64 {
 	return h.Sum64()
 }
 
-// Keys of the go-sdk TokenInfo.Extra the transports set.
-const (
-	extraCaller   = "toolgate.mcpserver.caller"   // *gate.Caller
-	extraStateful = "toolgate.mcpserver.stateful" // bool: a session outlives the request
-)
-
-// identify returns the caller of a request and, for a stateful or SSE
-// session, the session's record (nil for stateless requests).
-func (s *Server) identify(req mcp.Request) (*gate.Caller, *session) {
-	ss, _ := req.GetSession().(*mcp.ServerSession)
-	if extra := req.GetExtra(); extra != nil && extra.TokenInfo != nil {
-		c, _ := extra.TokenInfo.Extra[extraCaller].(*gate.Caller)
-		if c == nil {
-			return nil, nil
-		}
-		if stateful, _ := extra.TokenInfo.Extra[extraStateful].(bool); !stateful || ss == nil {
-			return c, nil
-		}
-		return c, s.track(ss, *c)
-	}
-	// SSE: messages reach the session without their HTTP request; the
-	// caller is the session's, refreshed by every POST.
-	if ss == nil {
-		return nil, nil
-	}
-	s.sessMu.Lock()
-	st := s.sessions[ss]
-	s.sessMu.Unlock()
-	if st == nil {
-		return nil, nil
-	}
-	st.mu.Lock()
-	c := st.caller
-	st.mu.Unlock()
-	return &c, st
-}
-
-// track records the caller of a stateful streamable session, creating the
-// record on the session's first request. When the caller's rules-relevant
-// identity changed (new permissions after a token refresh) so that the
-// tools it may see changed, the session is told the list changed.
-func (s *Server) track(ss *mcp.ServerSession, c gate.Caller) *session {
-	s.sessMu.Lock()
-	st := s.sessions[ss]
-	if st == nil {
-		st = &session{caller: c}
-		s.sessions[ss] = st
-		s.sessMu.Unlock()
-		go func() {
-			_ = ss.Wait()
-			s.forget(ss)
-		}()
-		return st
-	}
-	s.sessMu.Unlock()
-	s.updateCaller(st, c)
-	return st
-}
-
-// updateCaller stores c as the session's caller and, when the tools it may
-// see differ from what the client last learned, sends it
-// notifications/tools/list_changed.
-func (s *Server) updateCaller(st *session, c gate.Caller) {
-	st.mu.Lock()
-	changed := !sameRulesIdentity(st.caller, c)
-	st.caller = c
-	stale := changed && st.hasTol && st.told != fingerprint(s.tools.Load(), c)
-	st.mu.Unlock()
-	if stale {
-		s.touch()
-	}
-}
-
-func (s *Server) forget(ss *mcp.ServerSession) {
-	s.sessMu.Lock()
-	delete(s.sessions, ss)
-	s.sessMu.Unlock()
-}
-
 // sameRulesIdentity reports whether a and b are the same for every rule.
 func sameRulesIdentity(a, b gate.Caller) bool {
 	if a.OrganizationID != b.OrganizationID || a.Role != b.Role || len(a.Permissions) != len(b.Permissions) {
@@ -485,6 +411,18 @@ func (s *Server) touch() {
 func (s *Server) receiving(next mcp.MethodHandler) mcp.MethodHandler {
 	return func(ctx context.Context, method string, req mcp.Request) (mcp.Result, error) {
 		c, st := s.identify(req)
+		if c != nil {
+			s.refreshGrant(*c, st)
+		}
+		if method == "subscriptions/listen" && c != nil && st == nil {
+			// A 2026-07-28 listen stream: remembered while it is open, so
+			// list_changed reaches it per caller like a session.
+			if ss, ok := req.GetSession().(*mcp.ServerSession); ok {
+				listen := &session{grant: grantKey(*c), caller: *c, told: fingerprint(s.tools.Load(), *c), hasTol: true}
+				s.addSession(ss, listen)
+				defer s.forget(ss)
+			}
+		}
 		if method != "tools/list" {
 			return next(ctx, method, req)
 		}
@@ -526,11 +464,9 @@ func (s *Server) sending(next mcp.MethodHandler) mcp.MethodHandler {
 			return next(ctx, method, req)
 		}
 		ss, _ := req.GetSession().(*mcp.ServerSession)
-		s.sessMu.Lock()
-		st := s.sessions[ss]
-		s.sessMu.Unlock()
+		st := s.sessionOf(ss)
 		if st == nil {
-			return next(ctx, method, req) // stateless subscribers: always told
+			return next(ctx, method, req) // not tracked: always told
 		}
 		st.mu.Lock()
 		fp := fingerprint(s.tools.Load(), st.caller)

@@ -88,7 +88,7 @@ func (h *sseHandler) serveStream(w http.ResponseWriter, r *http.Request, owner s
 			Response:            w,
 			MaxRequestBodyBytes: h.s.cfg.MaxRequestBodyBytes,
 		},
-		state: &session{caller: c},
+		state: &session{grant: grantKey(c), caller: c},
 	}
 	h.mu.Lock()
 	h.sessions[id] = sess
@@ -104,9 +104,7 @@ func (h *sseHandler) serveStream(w http.ResponseWriter, r *http.Request, owner s
 		http.Error(w, "connection failed", http.StatusInternalServerError)
 		return
 	}
-	h.s.sessMu.Lock()
-	h.s.sessions[ss] = sess.state
-	h.s.sessMu.Unlock()
+	h.s.addSession(ss, sess.state)
 	h.mu.Lock()
 	sess.ss = ss
 	h.mu.Unlock()
