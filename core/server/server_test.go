@@ -17,8 +17,8 @@ import (
 	"github.com/toolgate/toolgate/core/store"
 )
 
-// fakeStore is a store whose readiness the test controls. Only Ping and
-// Close are used by the server itself.
+// fakeStore is a store whose readiness the test controls. Only Ping,
+// Close and (behind the bearer check) GetToken are used by these tests.
 type fakeStore struct {
 	store.Store // nil: any other method panics, which the server must not call
 	pingErr     atomic.Pointer[error]
@@ -35,6 +35,11 @@ func (f *fakeStore) Ping(context.Context) error {
 func (f *fakeStore) Close() error {
 	f.closed.Store(true)
 	return nil
+}
+
+// GetToken knows no token: the bearer check of /mcp and /sse asks it.
+func (f *fakeStore) GetToken(context.Context, string) (store.Token, error) {
+	return store.Token{}, store.ErrNotFound
 }
 
 func (f *fakeStore) setPingErr(err error) { f.pingErr.Store(&err) }
@@ -54,7 +59,11 @@ func testConfig(t *testing.T) config.Config {
 // credentials (nothing here calls WorkOS).
 func productionConfig(t *testing.T) config.Config {
 	t.Helper()
-	cfg := testConfig(t)
+	return productionConfigFrom(testConfig(t))
+}
+
+// productionConfigFrom switches cfg to production mode.
+func productionConfigFrom(cfg config.Config) config.Config {
 	cfg.Server.PublicURL = "https://mcp.example.com"
 	cfg.Auth.WorkOSClientID = "client_test"
 	cfg.Auth.WorkOSAPIKey = config.Secret("sk_test_not_a_real_key")

@@ -1,0 +1,310 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"html"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	sdkauth "github.com/modelcontextprotocol/go-sdk/auth"
+	"github.com/modelcontextprotocol/go-sdk/oauthex"
+
+	"github.com/toolgate/toolgate/core/auth/admin"
+	"github.com/toolgate/toolgate/core/config"
+	"github.com/toolgate/toolgate/core/server"
+)
+
+// liveServer is a composed toolgate server in development mode, serving
+// in this process on loopback ports.
+type liveServer struct {
+	public  string // public_url (the real port)
+	admin   string // admin listen address
+	dataDir string
+}
+
+func startLiveServer(t *testing.T) *liveServer {
+	t.Helper()
+	t.Chdir(t.TempDir()) // no toolgate.toml; plugins paths resolve here
+	dataDir := filepath.Join(t.TempDir(), "data")
+	cfg := config.Default()
+	cfg.Server.Listen = "127.0.0.1:0"
+	cfg.Server.AdminListen = "127.0.0.1:0"
+	cfg.Store.Dir = dataDir
+	cfg.Store.SyncWrites = false
+	cfg.Plugins.Watch = false
+	ln, err := net.Listen("tcp", cfg.Server.Listen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg = server.ForListener(cfg, ln.Addr())
+	logger := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+	s, err := server.New(t.Context(), cfg, logger)
+	if err != nil {
+		ln.Close()
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ctx, ln) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+	return &liveServer{public: cfg.Server.PublicURL, admin: s.AdminAddr(), dataDir: dataDir}
+}
+
+// cli runs a toolgate command against ls and returns its exit code and
+// output.
+func (ls *liveServer) cli(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	args = append(args, "-data-dir", ls.dataDir, "-admin-listen", ls.admin)
+	var out, errOut strings.Builder
+	code := run(args, nil, &out, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+var hiddenInput = regexp.MustCompile(`<input type="hidden" name="([a-z_]+)" value="([^"]*)">`)
+
+// signIn runs go-sdk's OAuth client (AuthorizationCodeHandler) against the
+// server: discovery from the 401 of /mcp, dynamic registration, the
+// consent page (Approve) and the development AuthKit's login page (the
+// user's button), the code exchange. It returns the access token.
+func signIn(t *testing.T, public, user string) string {
+	t.Helper()
+	const redirect = "http://127.0.0.1:5555/callback"
+	jar, _ := cookiejar.New(nil)
+	browser := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	walk := func(target string) (*url.URL, error) {
+		req, _ := http.NewRequest("GET", target, nil)
+		for range 20 {
+			resp, err := browser.Do(req)
+			if err != nil {
+				return nil, err
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			switch {
+			case resp.StatusCode >= 300 && resp.StatusCode < 400:
+				loc, err := resp.Request.URL.Parse(resp.Header.Get("Location"))
+				if err != nil {
+					return nil, err
+				}
+				if strings.HasPrefix(loc.String(), redirect) {
+					return loc, nil
+				}
+				req, _ = http.NewRequest("GET", loc.String(), nil)
+			case resp.StatusCode == http.StatusOK && strings.Contains(resp.Header.Get("Content-Type"), "text/html"):
+				form := url.Values{}
+				for _, m := range hiddenInput.FindAllStringSubmatch(string(body), -1) {
+					form.Set(m[1], html.UnescapeString(m[2]))
+				}
+				switch {
+				case form.Has("login_id"): // the development AuthKit's login page
+					form.Set("email", user)
+				case form.Has("request"): // our consent page
+					form.Set("action", "approve")
+				default:
+					return nil, fmt.Errorf("unexpected page %s: %s", resp.Request.URL, body)
+				}
+				u, _ := resp.Request.URL.Parse("authorize")
+				req, _ = http.NewRequest("POST", u.String(), strings.NewReader(form.Encode()))
+				req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			default:
+				return nil, fmt.Errorf("%s answered %d: %s", resp.Request.URL, resp.StatusCode, body)
+			}
+		}
+		return nil, fmt.Errorf("too many steps")
+	}
+	h, err := sdkauth.NewAuthorizationCodeHandler(&sdkauth.AuthorizationCodeHandlerConfig{
+		DynamicClientRegistrationConfig: &sdkauth.DynamicClientRegistrationConfig{Metadata: &oauthex.ClientRegistrationMetadata{
+			RedirectURIs:            []string{redirect},
+			TokenEndpointAuthMethod: "none",
+			GrantTypes:              []string{"authorization_code", "refresh_token"},
+			ClientName:              "e2e client",
+		}},
+		AuthorizationCodeFetcher: func(_ context.Context, args *sdkauth.AuthorizationArgs) (*sdkauth.AuthorizationResult, error) {
+			loc, err := walk(args.URL)
+			if err != nil {
+				return nil, err
+			}
+			q := loc.Query()
+			return &sdkauth.AuthorizationResult{Code: q.Get("code"), State: q.Get("state"), Iss: q.Get("iss")}, nil
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest("POST", public+"/mcp", strings.NewReader(`{}`))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(resp.Header.Get("WWW-Authenticate"), `resource_metadata="`+public+`/.well-known/oauth-protected-resource/mcp"`) {
+		t.Fatalf("/mcp without a token = %d %q, want 401 naming the resource metadata", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
+	}
+	if err := h.Authorize(t.Context(), req, resp); err != nil {
+		t.Fatalf("Authorize: %v", err)
+	}
+	src, err := h.TokenSource(t.Context())
+	if err != nil || src == nil {
+		t.Fatalf("TokenSource: %v", err)
+	}
+	tok, err := src.Token()
+	if err != nil {
+		t.Fatalf("Token: %v", err)
+	}
+	return tok.AccessToken
+}
+
+// callMCP posts to /mcp with token and returns the status and body.
+func callMCP(t *testing.T, public, token string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest("POST", public+"/mcp", strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"ping"}`))
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// TestSignInAndOperatorCommands runs the whole development-mode flow
+// through the composed server and then the operator commands against it.
+func TestSignInAndOperatorCommands(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a server")
+	}
+	ls := startLiveServer(t)
+	alice := signIn(t, ls.public, "alice@example.com")
+	bob := signIn(t, ls.public, "bob@example.com")
+
+	// Past the bearer check: the placeholder (503) until the MCP endpoint
+	// is mounted, anything but 401 afterwards.
+	for name, tok := range map[string]string{"alice": alice, "bob": bob} {
+		status, body := callMCP(t, ls.public, tok)
+		if status == http.StatusUnauthorized {
+			t.Fatalf("/mcp with %s's token = 401: %s", name, body)
+		}
+		t.Logf("/mcp with %s's token: %d %s", name, status, strings.TrimSpace(body))
+	}
+
+	code, out, errOut := ls.cli(t, "grants", "list")
+	if code != exitOK || !strings.Contains(out, "alice@example.com") || !strings.Contains(out, "bob@example.com") || !strings.HasPrefix(out, "ID ") {
+		t.Fatalf("grants list = %d\n%s%s", code, out, errOut)
+	}
+	code, out, errOut = ls.cli(t, "grants", "list", "-user", "alice@example.com", "-json")
+	var gs []admin.Grant
+	if code != exitOK || json.Unmarshal([]byte(out), &gs) != nil || len(gs) != 1 || gs[0].Email != "alice@example.com" || gs[0].Role != "admin" {
+		t.Fatalf("grants list -user alice -json = %d\n%s%s", code, out, errOut)
+	}
+
+	// Revoking alice's grant refuses her token on the next request; bob's
+	// keeps working.
+	code, out, errOut = ls.cli(t, "grants", "revoke", gs[0].ID)
+	if code != exitOK || !strings.Contains(out, "revoked grant "+gs[0].ID) {
+		t.Fatalf("grants revoke = %d %s%s", code, out, errOut)
+	}
+	if status, _ := callMCP(t, ls.public, alice); status != http.StatusUnauthorized {
+		t.Errorf("/mcp with a revoked grant's token = %d, want 401", status)
+	}
+	if status, _ := callMCP(t, ls.public, bob); status == http.StatusUnauthorized {
+		t.Errorf("/mcp with bob's token after revoking alice = 401")
+	}
+	code, _, errOut = ls.cli(t, "grants", "revoke", gs[0].ID)
+	if code != exitError || !strings.Contains(errOut, "no such grant") {
+		t.Errorf("revoking it again = %d %q, want 1 and no such grant", code, errOut)
+	}
+
+	code, out, errOut = ls.cli(t, "grants", "revoke", "-user", "bob@example.com")
+	if code != exitOK || !strings.Contains(out, "revoked 1 grant(s) of bob@example.com") {
+		t.Fatalf("grants revoke -user bob = %d %s%s", code, out, errOut)
+	}
+	if status, _ := callMCP(t, ls.public, bob); status != http.StatusUnauthorized {
+		t.Errorf("/mcp with bob's revoked token = %d, want 401", status)
+	}
+	if code, out, _ = ls.cli(t, "grants", "list"); code != exitOK || out != "no grants\n" {
+		t.Errorf("grants list after revoking all = %d %q", code, out)
+	}
+
+	code, out, errOut = ls.cli(t, "clients", "list", "-json")
+	var cs []admin.ClientInfo
+	if code != exitOK || json.Unmarshal([]byte(out), &cs) != nil || len(cs) != 2 || cs[0].Name != "e2e client" {
+		t.Fatalf("clients list -json = %d\n%s%s", code, out, errOut)
+	}
+	if code, out, _ = ls.cli(t, "clients", "list"); code != exitOK || !strings.Contains(out, cs[0].ID) || !strings.Contains(out, "e2e client") {
+		t.Errorf("clients list = %d\n%s", code, out)
+	}
+	if code, out, errOut = ls.cli(t, "clients", "delete", cs[0].ID); code != exitOK || !strings.Contains(out, "deleted client") {
+		t.Errorf("clients delete = %d %s%s", code, out, errOut)
+	}
+	if code, out, _ = ls.cli(t, "clients", "list", "-json"); code != exitOK || strings.Contains(out, cs[0].ID) {
+		t.Errorf("the deleted client is still listed: %s", out)
+	}
+}
+
+// TestOperatorCommandErrors: usage mistakes and an unreachable server get
+// one clear line each.
+func TestOperatorCommandErrors(t *testing.T) {
+	t.Chdir(t.TempDir())
+	dir := t.TempDir()
+	if _, err := admin.LoadOrCreateToken(dir); err != nil {
+		t.Fatal(err)
+	}
+	// A port nothing listens on.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := ln.Addr().String()
+	ln.Close()
+	tests := []struct {
+		args     []string
+		wantCode int
+		want     string
+	}{
+		{[]string{"grants", "list", "-data-dir", dir, "-admin-listen", dead}, exitError, "is toolgate serve running? could not reach the admin endpoint at " + dead},
+		{[]string{"clients", "list", "-data-dir", dir, "-admin-listen", dead}, exitError, "is toolgate serve running?"},
+		{[]string{"grants", "list", "-data-dir", t.TempDir(), "-admin-listen", dead}, exitError, "no admin token at"},
+		{[]string{"grants", "list", "-data-dir", dir, "-admin-listen", ""}, exitError, "the admin endpoint is disabled"},
+		{[]string{"grants", "revoke"}, exitUsage, "name a grant id, or -user EMAIL"},
+		{[]string{"grants", "revoke", "abc", "-user", "a@b.c"}, exitUsage, "not both"},
+		{[]string{"grants", "revoke", "a", "b"}, exitUsage, `unexpected argument "b"`},
+		{[]string{"grants", "list", "extra"}, exitUsage, `unexpected argument "extra"`},
+		{[]string{"clients", "delete"}, exitUsage, "name the client id"},
+		{[]string{"clients", "list", "-user", "a@b.c"}, exitUsage, "flag provided but not defined: -user"},
+		{[]string{"grants", "nope"}, exitUsage, `unknown command "nope"`},
+		{[]string{"grants"}, exitUsage, "Usage: toolgate grants"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			var out, errOut strings.Builder
+			code := run(tt.args, nil, &out, &errOut)
+			if code != tt.wantCode || !strings.Contains(errOut.String(), tt.want) {
+				t.Errorf("exit %d, stderr %q; want %d and %q", code, errOut.String(), tt.wantCode, tt.want)
+			}
+		})
+	}
+	for _, group := range []string{"grants", "clients"} {
+		var out, errOut strings.Builder
+		if code := run([]string{group, "-h"}, nil, &out, &errOut); code != exitOK || !strings.Contains(out.String(), "Usage: toolgate "+group) || !strings.Contains(out.String(), "admin.token") {
+			t.Errorf("%s -h = %d %q", group, code, out.String())
+		}
+	}
+}
