@@ -14,7 +14,6 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
-	"strings"
 	"time"
 )
 
@@ -308,10 +307,7 @@ func (s *Server) handleJWKS(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleRevokeSession(w http.ResponseWriter, r *http.Request) {
-	auth := r.Header.Get("Authorization")
-	token, ok := strings.CutPrefix(auth, "Bearer ")
-	if !ok || subtle.ConstantTimeCompare([]byte(token), []byte(s.apiKey)) != 1 {
-		writeJSON(w, http.StatusUnauthorized, &apiError{Code: "unauthorized", Message: "Unauthorized"})
+	if !s.checkAPIKey(w, r) {
 		return
 	}
 	var body struct {

@@ -194,7 +194,8 @@ type Server struct {
 	mux          *http.ServeMux
 
 	mu       sync.Mutex
-	users    []*user // in configuration order, for the login page
+	users    []*user    // in configuration order, for the login page
+	roles    []*orgRole // organization roles, in configuration order
 	pending  map[string]*pendingLogin
 	codes    map[string]*authCode
 	sessions map[string]*session
@@ -268,6 +269,7 @@ func New(cfg Config) (*Server, error) {
 		logger:       cfg.Logger,
 		now:          cfg.Now,
 		users:        users,
+		roles:        buildRoles(users),
 		pending:      make(map[string]*pendingLogin),
 		codes:        make(map[string]*authCode),
 		sessions:     make(map[string]*session),
@@ -280,6 +282,8 @@ func New(cfg Config) (*Server, error) {
 	s.mux.HandleFunc("GET /sso/jwks/{client_id}", s.handleJWKS)
 	s.mux.HandleFunc("POST /user_management/sessions/revoke", s.handleRevokeSession)
 	s.mux.HandleFunc("GET /user_management/sessions/logout", s.handleLogout)
+	s.mux.HandleFunc("GET /user_management/organization_memberships", s.handleListMemberships)
+	s.mux.HandleFunc("GET /organizations/{id}/roles", s.handleListRoles)
 
 	emails := make([]string, len(users))
 	for i, u := range users {
@@ -326,7 +330,11 @@ func (s *Server) Users() []User {
 }
 
 // SetPermissions replaces the permissions of the dev user with email. The
-// change shows in the next code exchange or refresh for that user.
+// change shows in the next code exchange or refresh for that user. When the
+// user has an organization, the permissions of the user's role in it (as
+// GET /organizations/{id}/roles reports them) are replaced too, as editing
+// the role in the WorkOS dashboard would; the token permissions of other
+// users with that role change only when SetPermissions is called for them.
 func (s *Server) SetPermissions(email string, permissions []string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -337,6 +345,9 @@ func (s *Server) SetPermissions(email string, permissions []string) error {
 	u.Permissions = slices.Clone(permissions)
 	if u.Permissions == nil {
 		u.Permissions = []string{}
+	}
+	if r := findRole(s.roles, u.orgID, u.Role); r != nil {
+		r.permissions = slices.Clone(u.Permissions)
 	}
 	return nil
 }

@@ -33,6 +33,21 @@
 //	GET  /sso/jwks/{client_id}             the RS256 public key as a JWKS
 //	POST /user_management/sessions/revoke  ends a session (Bearer API key)
 //	GET  /user_management/sessions/logout  ends a session and returns to return_to
+//	GET  /user_management/organization_memberships  lists memberships (Bearer API key)
+//	GET  /organizations/{id}/roles         lists an organization's roles with permissions (Bearer API key)
+//
+// # Organizations, memberships and roles
+//
+// They are derived from the dev users. Each user with an Organization has
+// one active membership in it, with the user's Role. Each distinct
+// (organization, role) pair is a role of that organization (type
+// EnvironmentRole) whose permissions are those of the first configured user
+// with that role in that organization; later users with the same role keep
+// their own token permissions but do not change the role's. [Server.SetPermissions]
+// replaces the user's token permissions and the permissions of the user's
+// role in its organization. The membership list filters by user_id,
+// organization_id and statuses and pages with limit, order, before and after
+// as WorkOS does; ids are stable across restarts ([Server.IDs]).
 //
 // Responses follow WorkOS's JSON shapes (the authenticate response's user
 // object, organization_id, access_token, refresh_token,
