@@ -81,8 +81,18 @@ type Config struct {
 	// Logger receives diagnostics; it never sees tokens, codes or secrets.
 	// Default slog.Default().
 	Logger *slog.Logger
-	// Now is the clock used for token expiry checks. Default time.Now.
+	// Now is the clock used for token expiry checks and the permissions
+	// cache. Default time.Now.
 	Now func() time.Time
+	// PermissionsCacheTTL is how long Upstream.Permissions remembers a
+	// user's role and permissions in an organization. Default
+	// DefaultPermissionsCacheTTL; negative turns the cache off.
+	PermissionsCacheTTL time.Duration
+	// PermissionsCacheSize bounds the number of (user, organization) pairs
+	// Upstream.Permissions remembers; the least recently used is dropped
+	// first. Default DefaultPermissionsCacheSize; negative turns the cache
+	// off.
+	PermissionsCacheSize int
 }
 
 // AuthorizeParams are the inputs to the AuthKit hosted-login URL.
@@ -131,12 +141,16 @@ type Identity struct {
 // Upstream signs users in through WorkOS AuthKit. It is safe for concurrent
 // use.
 type Upstream struct {
-	clientID string
-	client   *usermanagement.Client
-	issuers  []string
-	keys     *keySet
-	logger   *slog.Logger
-	now      func() time.Time
+	clientID   string
+	client     *usermanagement.Client
+	issuers    []string
+	keys       *keySet
+	logger     *slog.Logger
+	now        func() time.Time
+	apiBase    string       // WorkOS API endpoint, for requests made without workos-go
+	apiKey     string       // sent as Bearer to apiBase only, never logged
+	httpClient *http.Client // the workos-go client's HTTP client
+	perms      *permCache
 }
 
 // New validates cfg and returns an Upstream. It does no I/O; the JWKS is
@@ -163,6 +177,12 @@ func New(cfg Config) (*Upstream, error) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.PermissionsCacheTTL == 0 {
+		cfg.PermissionsCacheTTL = DefaultPermissionsCacheTTL
+	}
+	if cfg.PermissionsCacheSize == 0 {
+		cfg.PermissionsCacheSize = DefaultPermissionsCacheSize
 	}
 
 	client := usermanagement.NewClient(cfg.APIKey)
@@ -195,8 +215,12 @@ func New(cfg Config) (*Upstream, error) {
 			logger: cfg.Logger,
 			now:    cfg.Now,
 		},
-		logger: cfg.Logger,
-		now:    cfg.Now,
+		logger:     cfg.Logger,
+		now:        cfg.Now,
+		apiBase:    base,
+		apiKey:     cfg.APIKey,
+		httpClient: cfg.HTTPClient,
+		perms:      newPermCache(cfg.PermissionsCacheTTL, cfg.PermissionsCacheSize, cfg.Now),
 	}, nil
 }
 

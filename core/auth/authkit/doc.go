@@ -12,7 +12,9 @@
 //     changes and revoked sessions take effect;
 //   - [Upstream.RevokeSession] ends the AuthKit session;
 //   - [Upstream.VerifyAccessToken] verifies an AuthKit JWT for
-//     resource-server mode.
+//     resource-server mode;
+//   - [Upstream.Permissions] looks up a user's role and permissions in an
+//     organization, for resource-server tokens that carry none.
 //
 // # Token verification
 //
@@ -23,6 +25,23 @@
 // The key set is cached for an hour and refetched when a token names an
 // unknown key id, at most once per [MinJWKSRefetchInterval], so a flood of
 // tokens with made-up key ids cannot hammer WorkOS.
+//
+// # Permissions from organization membership
+//
+// [Upstream.Permissions] reads the role slug of the user's active
+// organization membership (workos-go's ListOrganizationMemberships) and that
+// role's permissions from GET /organizations/{id}/roles. workos-go v4.46.1
+// decodes that endpoint's roles without their permissions, so authkit makes
+// this one request itself, with the same HTTP client and API key, a 1 MiB
+// response cap and a strict decoder: a role without a slug, a slug listed
+// twice or an empty permission name reject the whole answer. A user with no
+// active membership gets [ErrNoMembership]. Results are cached per (user,
+// organization) for Config.PermissionsCacheTTL (default
+// [DefaultPermissionsCacheTTL]) in a least-recently-used cache of
+// Config.PermissionsCacheSize entries; errors, including ErrNoMembership, are
+// not cached. Concurrent misses for the same pair share one lookup, which
+// runs detached from the caller's cancellation under its own 10 second
+// deadline, so one impatient caller cannot fail the others.
 //
 // # Errors
 //
