@@ -517,3 +517,77 @@ func TestPermissionsLookupDeadline(t *testing.T) {
 		}
 	})
 }
+
+func TestPermissionsMembershipIsCheckedAgain(t *testing.T) {
+	cd := newCountingDev(t, nil)
+	up := cd.upstream(t, nil)
+	alice, acme := cd.ids(t, "alice@example.com")
+	bob, _ := cd.ids(t, "bob@example.com")
+	membership := func(user, org, status string) string {
+		return `{"data":[{"object":"organization_membership","id":"om_1","user_id":"` + user + `","organization_id":"` + org +
+			`","role":{"slug":"admin"},"status":"` + status + `","created_at":"2025-01-01T00:00:00.000Z","updated_at":"2025-01-01T00:00:00.000Z"}],"list_metadata":{"before":null,"after":null}}`
+	}
+	// A WorkOS answer that ignored a filter must not grant a role.
+	for name, body := range map[string]string{
+		"inactive":           membership(alice, acme, "inactive"),
+		"pending":            membership(alice, acme, "pending"),
+		"another user":       membership(bob, acme, "active"),
+		"another org":        membership(alice, "org_other", "active"),
+		"no role":            strings.Replace(membership(alice, acme, "active"), `"slug":"admin"`, `"slug":""`, 1),
+		"empty list, nulled": `{"data":null,"list_metadata":{}}`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			cd.setOverride(answer("/organization_memberships", http.StatusOK, body))
+			role, perms, err := up.Permissions(t.Context(), alice, acme)
+			if err == nil {
+				t.Fatalf("Permissions = %q, %q; want an error", role, perms)
+			}
+			if name != "no role" && !errors.Is(err, authkit.ErrNoMembership) {
+				t.Errorf("error = %v, want ErrNoMembership", err)
+			}
+		})
+	}
+}
+
+func TestPermissionsRoleNotListed(t *testing.T) {
+	cd := newCountingDev(t, nil)
+	cd.setOverride(answer("/roles", http.StatusOK, `{"object":"list","data":[{"slug":"member","permissions":["x"]}]}`))
+	up := cd.upstream(t, nil)
+	alice, acme := cd.ids(t, "alice@example.com")
+	role, perms, err := up.Permissions(t.Context(), alice, acme)
+	if err != nil || role != "admin" || perms == nil || len(perms) != 0 {
+		t.Fatalf("Permissions = %q, %#v, %v; want admin without permissions", role, perms, err)
+	}
+}
+
+func BenchmarkPermissionsCached(b *testing.B) {
+	cd := &countingDev{}
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.StripPrefix(devauthkit.MountPath, cd.dev).ServeHTTP(w, r)
+	}))
+	defer ts.Close()
+	dev, err := devauthkit.New(devauthkit.Config{
+		ListenAddr:   ts.Listener.Addr().String(),
+		BaseURL:      ts.URL + devauthkit.MountPath,
+		RedirectURIs: []string{"http://127.0.0.1:1/callback"},
+		Logger:       slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	cd.dev = dev
+	up, err := authkit.New(authkit.Config{ClientID: dev.ClientID(), APIKey: dev.APIKey(), APIBaseURL: dev.BaseURL(), Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	alice, acme, _ := dev.IDs("alice@example.com")
+	if _, _, err := up.Permissions(b.Context(), alice, acme); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, _, err := up.Permissions(b.Context(), alice, acme); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
