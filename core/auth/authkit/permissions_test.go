@@ -520,7 +520,6 @@ func TestPermissionsLookupDeadline(t *testing.T) {
 
 func TestPermissionsMembershipIsCheckedAgain(t *testing.T) {
 	cd := newCountingDev(t, nil)
-	up := cd.upstream(t, nil)
 	alice, acme := cd.ids(t, "alice@example.com")
 	bob, _ := cd.ids(t, "bob@example.com")
 	membership := func(user, org, status string) string {
@@ -538,6 +537,7 @@ func TestPermissionsMembershipIsCheckedAgain(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			cd.setOverride(answer("/organization_memberships", http.StatusOK, body))
+			up := cd.upstream(t, nil) // a fresh cache for each answer
 			role, perms, err := up.Permissions(t.Context(), alice, acme)
 			if err == nil {
 				t.Fatalf("Permissions = %q, %q; want an error", role, perms)
