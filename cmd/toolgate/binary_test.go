@@ -60,6 +60,8 @@ func toolgateBinary(t *testing.T) string {
 type process struct {
 	cmd    *exec.Cmd
 	addr   string        // from the start line
+	admin  string        // the admin endpoint's address, from the start line
+	public string        // public_url, from the start line
 	stderr *bytes.Buffer // everything after the start line; read after exited
 	exited chan struct{} // closed when the process has exited
 	err    error         // the exit status, set before exited closes
@@ -83,11 +85,13 @@ func startServe(t *testing.T, dir string, args ...string) *process {
 	lines := bufio.NewScanner(pipe)
 	for lines.Scan() {
 		var rec struct {
-			Msg  string `json:"msg"`
-			Addr string `json:"addr"`
+			Msg    string `json:"msg"`
+			Addr   string `json:"addr"`
+			Admin  string `json:"admin"`
+			Public string `json:"public_url"`
 		}
 		if json.Unmarshal(lines.Bytes(), &rec) == nil && rec.Msg == "toolgate listening" {
-			p.addr = rec.Addr
+			p.addr, p.admin, p.public = rec.Addr, rec.Admin, rec.Public
 			break
 		}
 	}
@@ -166,5 +170,38 @@ func TestServeBusyDataDir(t *testing.T) {
 	want := fmt.Sprintf("toolgate: data directory %q is in use by another toolgate process; stop it, or point store.dir (-data-dir) at another directory\n", filepath.Join(dir, "data"))
 	if string(out) != want {
 		t.Errorf("second serve printed\n%q\nwant\n%q", out, want)
+	}
+}
+
+// TestServeSignInAndAdmin: the real process with port 0 names its real
+// port in the OAuth metadata, and "toolgate grants list" reaches its admin
+// endpoint through the token in the data directory.
+func TestServeSignInAndAdmin(t *testing.T) {
+	dir := t.TempDir()
+	p := startServe(t, dir)
+	_, port, _ := strings.Cut(p.addr, ":")
+	if p.public != "http://localhost:"+port || p.admin == "" {
+		t.Fatalf("start line: public_url %q, admin %q; want http://localhost:%s and an admin address", p.public, p.admin, port)
+	}
+	req, _ := http.NewRequest("GET", "http://"+p.addr+"/.well-known/oauth-authorization-server", nil)
+	req.Host = "localhost:" + port
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var meta struct {
+		Issuer string `json:"issuer"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&meta)
+	resp.Body.Close()
+	if err != nil || meta.Issuer != p.public {
+		t.Errorf("issuer = %q (%v), want %q", meta.Issuer, err, p.public)
+	}
+	cmd := exec.Command(toolgateBinary(t), "grants", "list", "-data-dir", filepath.Join(dir, "data"), "-admin-listen", p.admin)
+	cmd.Dir = dir
+	cmd.Env = cleanEnv()
+	out, err := cmd.CombinedOutput()
+	if err != nil || string(out) != "no grants\n" {
+		t.Errorf("toolgate grants list = %v %q, want \"no grants\"", err, out)
 	}
 }

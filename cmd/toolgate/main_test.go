@@ -20,7 +20,7 @@ func TestHelp(t *testing.T) {
 		args []string
 		want []string
 	}{
-		{[]string{"help"}, []string{"Usage:", "serve", "config", "plugin", "version"}},
+		{[]string{"help"}, []string{"Usage:", "serve", "config", "plugin", "grants", "clients", "version"}},
 		{[]string{"serve", "-h"}, []string{"Usage: toolgate serve", "-config FILE", "-listen ADDR", `default "127.0.0.1:8788"`, "-public-url URL", `default "http://localhost:8788"`, "-data-dir DIR", `default "./data"`, "-plugins-dir DIR", "-plugins-config FILE", "-log-level LEVEL", `default "info"`, "-log-format FORMAT", "$TOOLGATE_SERVER_LISTEN", "Examples:"}},
 		{[]string{"config", "--help"}, []string{"Usage: toolgate config", "<redacted>", "-listen ADDR", "Examples:"}},
 		{[]string{"version", "-h"}, []string{"Usage: toolgate version", "Examples:"}},

@@ -133,7 +133,7 @@ type AuthConfig struct {
 	// Mode is "proxy" (the default): toolgate is the OAuth authorization
 	// server MCP clients see and AuthKit is its upstream identity provider;
 	// or "authkit": AuthKit itself is the authorization server and toolgate
-	// only verifies AuthKit's access tokens.
+	// only verifies AuthKit's access tokens (production mode only).
 	Mode string `koanf:"mode"`
 	// WorkOSClientID is the WorkOS client ID (environment variable
 	// WORKOS_CLIENT_ID). Setting it switches toolgate to production mode;
@@ -149,8 +149,9 @@ type AuthConfig struct {
 	// empty key means a random key for each run.
 	CookieEncryptionKey Secret `koanf:"cookie_encryption_key"`
 	// AuthKitDomain is the AuthKit domain as an https URL, for example
-	// "https://example.authkit.app". Required in production when Mode is
-	// "authkit"; empty by default.
+	// "https://example.authkit.app". Required when Mode is "authkit" (the
+	// issuer of accepted tokens and where their keys are fetched); not
+	// read in "proxy" mode. Empty by default.
 	AuthKitDomain string `koanf:"authkit_domain"`
 	// WorkOSAPIURL overrides the base URL of the WorkOS API. Empty (the
 	// default) uses WorkOS's own; in development mode the embedded AuthKit's

@@ -80,6 +80,11 @@ func setupAuth(cfg config.Config, st store.Store, mux *http.ServeMux, logger *sl
 		if err := devauthkit.CheckLoopback(cfg.Server.Listen); err != nil {
 			return nil, fmt.Errorf("server.listen: %w", err)
 		}
+		// The server calls its own development AuthKit in plain HTTP on
+		// server.listen, under the name of public_url.
+		if !strings.HasPrefix(public, "http://") {
+			return nil, fmt.Errorf("server.public_url %q must be an http:// loopback URL in development mode: the development AuthKit is served in plain HTTP on server.listen", public)
+		}
 		users := make([]devauthkit.User, len(a.DevUsers))
 		for i, u := range a.DevUsers {
 			users[i] = devauthkit.User{

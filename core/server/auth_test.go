@@ -258,6 +258,7 @@ func TestSignInConfigErrors(t *testing.T) {
 	}{
 		{"dev listen not loopback", func(c *config.Config) { c.Server.Listen = "0.0.0.0:8788" }, "must be a loopback address"},
 		{"dev public url not loopback", func(c *config.Config) { c.Server.PublicURL = "http://mcp.example.com" }, "loopback"},
+		{"dev public url https", func(c *config.Config) { c.Server.PublicURL = "https://localhost:8788" }, "http:// loopback URL"},
 		{"admin not loopback", func(c *config.Config) { c.Server.AdminListen = "0.0.0.0:8789" }, "server.admin_listen"},
 		{"authkit mode in dev", func(c *config.Config) { c.Auth.Mode = "authkit" }, "auth.mode"},
 		{"authkit mode without domain", func(c *config.Config) {
@@ -281,10 +282,11 @@ func TestSignInConfigErrors(t *testing.T) {
 				t.Errorf("error spans lines: %q", err)
 			}
 			var ce *config.Error
-			if tt.name != "dev public url not loopback" && !errors.As(err, &ce) {
+			fromSetup := strings.HasPrefix(tt.name, "dev public url")
+			if !fromSetup && !errors.As(err, &ce) {
 				t.Errorf("error %v is not a *config.Error", err)
 			}
-			if tt.name == "dev public url not loopback" && !st.closed.Load() {
+			if fromSetup && !st.closed.Load() {
 				t.Error("the store was not closed after a failed start")
 			}
 		})
