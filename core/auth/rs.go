@@ -175,7 +175,13 @@ func (rs *ResourceServer) verify(ctx context.Context, token, audience string) (*
 	}
 	if len(claims.Permissions) == 0 && rs.cfg.Permissions != nil && claims.OrganizationID != "" {
 		role, perms, err := rs.cfg.Permissions.Permissions(ctx, claims.Subject, claims.OrganizationID)
-		if err != nil {
+		switch {
+		case errors.Is(err, authkit.ErrNoMembership):
+			// Not (or no longer) a member: a valid token with no
+			// permissions, cached like any other answer so non-members do
+			// not cost a WorkOS request each.
+			role, perms = "", nil
+		case err != nil:
 			return nil, fmt.Errorf("look up permissions: %w", err)
 		}
 		if role != "" {

@@ -9,6 +9,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math/big"
 	"net/http"
 	"net/http/httptest"
@@ -172,6 +173,20 @@ func TestResourceServerMode(t *testing.T) {
 	perms.err = errors.New("workos down")
 	if resp, _ := call(d.sign(claims("permissions", nil, "jti", "other"))); resp.StatusCode != http.StatusServiceUnavailable {
 		t.Errorf("lookup failure: %d, want 503", resp.StatusCode)
+	}
+	// Not a member of the token's organization: signed in, but with no
+	// role and no permissions, and that answer is cached too.
+	perms.err = fmt.Errorf("membership: %w", authkit.ErrNoMembership)
+	before := perms.calls.Load()
+	nonMember := d.sign(claims("permissions", nil, "role", nil, "jti", "nonmember"))
+	for range 2 {
+		resp, c := call(nonMember)
+		if resp.StatusCode != http.StatusOK || c.Role != "" || len(c.Permissions) != 0 {
+			t.Fatalf("non-member: %d, caller %+v; want 200 with no role or permissions", resp.StatusCode, c)
+		}
+	}
+	if n := perms.calls.Load() - before; n != 1 {
+		t.Errorf("non-member lookups = %d, want 1 (cached)", n)
 	}
 }
 
