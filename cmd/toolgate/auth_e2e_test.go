@@ -13,12 +13,14 @@ import (
 	"net/url"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
 	sdkauth "github.com/modelcontextprotocol/go-sdk/auth"
 	"github.com/modelcontextprotocol/go-sdk/oauthex"
 
+	"github.com/toolgate/toolgate/core/auth"
 	"github.com/toolgate/toolgate/core/auth/admin"
 	"github.com/toolgate/toolgate/core/config"
 	"github.com/toolgate/toolgate/core/server"
@@ -27,6 +29,7 @@ import (
 // liveServer is a composed toolgate server in development mode, serving
 // in this process on loopback ports.
 type liveServer struct {
+	s       *server.Server
 	public  string // public_url (the real port)
 	admin   string // admin listen address
 	dataDir string
@@ -62,7 +65,7 @@ func startLiveServer(t *testing.T) *liveServer {
 			t.Errorf("Serve: %v", err)
 		}
 	})
-	return &liveServer{public: cfg.Server.PublicURL, admin: s.AdminAddr(), dataDir: dataDir}
+	return &liveServer{s: s, public: cfg.Server.PublicURL, admin: s.AdminAddr(), dataDir: dataDir}
 }
 
 // cli runs a toolgate command against ls and returns its exit code and
@@ -195,14 +198,34 @@ func TestSignInAndOperatorCommands(t *testing.T) {
 	alice := signIn(t, ls.public, "alice@example.com")
 	bob := signIn(t, ls.public, "bob@example.com")
 
-	// Past the bearer check: the placeholder (503) until the MCP endpoint
-	// is mounted, anything but 401 afterwards.
-	for name, tok := range map[string]string{"alice": alice, "bob": bob} {
-		status, body := callMCP(t, ls.public, tok)
-		if status == http.StatusUnauthorized {
-			t.Fatalf("/mcp with %s's token = 401: %s", name, body)
+	// Past the bearer check: the placeholder until an MCP handler is set.
+	if status, body := callMCP(t, ls.public, alice); status != http.StatusServiceUnavailable || !strings.Contains(body, "the MCP endpoint is not available") {
+		t.Fatalf("/mcp with alice's token = %d %s, want the placeholder's 503", status, body)
+	}
+	// Behind it, the handler sees who signed in.
+	ls.s.SetMCPHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, ok := auth.CallerFromContext(r.Context())
+		if !ok {
+			http.Error(w, "no caller", http.StatusInternalServerError)
+			return
 		}
-		t.Logf("/mcp with %s's token: %d %s", name, status, strings.TrimSpace(body))
+		_ = json.NewEncoder(w).Encode(c)
+	}), nil)
+	for _, tt := range []struct {
+		token, email, role string
+		perms              []string
+	}{
+		{alice, "alice@example.com", "admin", []string{"image_generation"}},
+		{bob, "bob@example.com", "member", []string{}},
+	} {
+		status, body := callMCP(t, ls.public, tt.token)
+		var c auth.Caller
+		if status != http.StatusOK || json.Unmarshal([]byte(body), &c) != nil {
+			t.Fatalf("/mcp as %s = %d %s", tt.email, status, body)
+		}
+		if c.Email != tt.email || c.Role != tt.role || !slices.Equal(c.Permissions, tt.perms) || c.Resource != ls.public+"/mcp" || c.OrganizationID == "" {
+			t.Errorf("caller = %+v, want %s, %s, %v, resource %s/mcp", c, tt.email, tt.role, tt.perms, ls.public)
+		}
 	}
 
 	code, out, errOut := ls.cli(t, "grants", "list")

@@ -219,7 +219,8 @@ func unavailableMCP(w http.ResponseWriter, _ *http.Request) {
 // SetMCPHandler sets what serves /mcp and /sse behind the bearer check
 // (the verified caller is in the request context; see auth.CallerFromContext).
 // A nil handler keeps the current one. Until it is called both answer 503.
-// Call it before Serve.
+// It is safe to call at any time; requests already running finish with
+// the handler they started with.
 func (s *Server) SetMCPHandler(mcp, sse http.Handler) {
 	if mcp != nil {
 		s.mcpHandler.Store(&mcp)
