@@ -83,8 +83,9 @@ var hiddenInput = regexp.MustCompile(`<input type="hidden" name="([a-z_]+)" valu
 // signIn runs go-sdk's OAuth client (AuthorizationCodeHandler) against the
 // server: discovery from the 401 of /mcp, dynamic registration, the
 // consent page (Approve) and the development AuthKit's login page (the
-// user's button), the code exchange. It returns the access token.
-func signIn(t *testing.T, public, user string) string {
+// user's button), the code exchange. It returns the access and refresh
+// tokens.
+func signIn(t *testing.T, public, user string) (access, refresh string) {
 	t.Helper()
 	const redirect = "http://127.0.0.1:5555/callback"
 	jar, _ := cookiejar.New(nil)
@@ -169,7 +170,27 @@ func signIn(t *testing.T, public, user string) string {
 	if err != nil {
 		t.Fatalf("Token: %v", err)
 	}
-	return tok.AccessToken
+	if tok.RefreshToken == "" {
+		t.Fatal("no refresh token")
+	}
+	return tok.AccessToken, tok.RefreshToken
+}
+
+// refresh redeems a refresh token of a public client at /token and
+// returns the new access token.
+func refresh(t *testing.T, public, clientID, rt string) (int, string) {
+	t.Helper()
+	form := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}, "client_id": {clientID}}
+	resp, err := http.PostForm(public+"/token", form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body struct {
+		AccessToken string `json:"access_token"`
+	}
+	_ = json.NewDecoder(resp.Body).Decode(&body)
+	return resp.StatusCode, body.AccessToken
 }
 
 // callMCP posts to /mcp with token and returns the status and body.
@@ -195,8 +216,8 @@ func TestSignInAndOperatorCommands(t *testing.T) {
 		t.Skip("starts a server")
 	}
 	ls := startLiveServer(t)
-	alice := signIn(t, ls.public, "alice@example.com")
-	bob := signIn(t, ls.public, "bob@example.com")
+	alice, _ := signIn(t, ls.public, "alice@example.com")
+	bob, bobRefresh := signIn(t, ls.public, "bob@example.com")
 
 	// Past the bearer check: the placeholder until an MCP handler is set.
 	if status, body := callMCP(t, ls.public, alice); status != http.StatusServiceUnavailable || !strings.Contains(body, "the MCP endpoint is not available") {
@@ -228,7 +249,30 @@ func TestSignInAndOperatorCommands(t *testing.T) {
 		}
 	}
 
-	code, out, errOut := ls.cli(t, "grants", "list")
+	// A refresh goes upstream (the development AuthKit, called by the
+	// server on its own listener) and rotates bob's tokens.
+	code, out, errOut := ls.cli(t, "grants", "list", "-user", "bob@example.com", "-json")
+	var bobGrants []admin.Grant
+	if code != exitOK || json.Unmarshal([]byte(out), &bobGrants) != nil || len(bobGrants) != 1 {
+		t.Fatalf("grants list -user bob -json = %d\n%s%s", code, out, errOut)
+	}
+	status, bob2 := refresh(t, ls.public, bobGrants[0].ClientID, bobRefresh)
+	if status != http.StatusOK || bob2 == "" || bob2 == bob {
+		t.Fatalf("refresh = %d, new access token %q", status, bob2)
+	}
+	if status, body := callMCP(t, ls.public, bob2); status != http.StatusOK || !strings.Contains(body, "bob@example.com") {
+		t.Errorf("/mcp with bob's refreshed token = %d %s", status, body)
+	}
+	if status, _ := refresh(t, ls.public, bobGrants[0].ClientID, bobRefresh); status != http.StatusBadRequest {
+		t.Errorf("reusing a rotated refresh token = %d, want 400", status)
+	}
+	// Reuse of a rotated refresh token ends the grant: bob signs in again.
+	if status, _ := callMCP(t, ls.public, bob2); status != http.StatusUnauthorized {
+		t.Errorf("/mcp after refresh-token reuse = %d, want 401 (grant revoked)", status)
+	}
+	bob, _ = signIn(t, ls.public, "bob@example.com")
+
+	code, out, errOut = ls.cli(t, "grants", "list")
 	if code != exitOK || !strings.Contains(out, "alice@example.com") || !strings.Contains(out, "bob@example.com") || !strings.HasPrefix(out, "ID ") {
 		t.Fatalf("grants list = %d\n%s%s", code, out, errOut)
 	}
@@ -268,7 +312,7 @@ func TestSignInAndOperatorCommands(t *testing.T) {
 
 	code, out, errOut = ls.cli(t, "clients", "list", "-json")
 	var cs []admin.ClientInfo
-	if code != exitOK || json.Unmarshal([]byte(out), &cs) != nil || len(cs) != 2 || cs[0].Name != "e2e client" {
+	if code != exitOK || json.Unmarshal([]byte(out), &cs) != nil || len(cs) != 3 || cs[0].Name != "e2e client" {
 		t.Fatalf("clients list -json = %d\n%s%s", code, out, errOut)
 	}
 	if code, out, _ = ls.cli(t, "clients", "list"); code != exitOK || !strings.Contains(out, cs[0].ID) || !strings.Contains(out, "e2e client") {
