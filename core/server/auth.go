@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -122,7 +121,7 @@ func setupAuth(cfg config.Config, st store.Store, mux *http.ServeMux, logger *sl
 		rs, err := auth.NewResourceServer(auth.ResourceServerConfig{
 			PublicURL:           public,
 			AuthorizationServer: a.AuthKitDomain,
-			Permissions:         membershipPermissions{parts.upstream},
+			Permissions:         parts.upstream, // organization membership, for tokens without a permissions claim
 			CacheTTL:            a.TokenCacheTTL,
 			Logger:              logger.With("component", "auth"),
 		}, parts.upstream)
@@ -160,32 +159,6 @@ func setupAuth(cfg config.Config, st store.Store, mux *http.ServeMux, logger *sl
 	parts.guard.Mount(mux)
 	return parts, nil
 }
-
-// permissionLookup is the upstream's organization-membership lookup
-// (*authkit.Upstream).
-type permissionLookup interface {
-	Permissions(ctx context.Context, userID, organizationID string) (string, []string, error)
-}
-
-// membershipPermissions is the auth.PermissionSource of resource-server
-// mode: the role and permissions of the user's organization membership,
-// for AuthKit tokens without a permissions claim. A user without an
-// active membership has no role and no permissions (rather than an
-// error, which would refuse the request as a server failure).
-type membershipPermissions struct{ up permissionLookup }
-
-func (m membershipPermissions) Permissions(ctx context.Context, userID, organizationID string) (string, []string, error) {
-	role, perms, err := m.up.Permissions(ctx, userID, organizationID)
-	if errors.Is(err, authkit.ErrNoMembership) {
-		return "", []string{}, nil
-	}
-	if err != nil {
-		return "", nil, fmt.Errorf("organization membership of %s: %w", userID, err)
-	}
-	return role, perms, nil
-}
-
-var _ auth.PermissionSource = membershipPermissions{}
 
 // selfClient is the HTTP client the upstream client uses to reach the
 // development AuthKit mounted on our own listener. It dials listen for

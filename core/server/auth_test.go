@@ -4,19 +4,16 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 
 	"github.com/toolgate/toolgate/core/auth/admin"
-	"github.com/toolgate/toolgate/core/auth/authkit"
 	"github.com/toolgate/toolgate/core/config"
 	"github.com/toolgate/toolgate/core/store"
 )
@@ -314,41 +311,5 @@ func TestForListener(t *testing.T) {
 		if got.Server.PublicURL != tt.wantPublic || got.Server.Listen != "127.0.0.1:41234" {
 			t.Errorf("ForListener(%s, %s) = %s, %s; want %s, 127.0.0.1:41234", tt.listen, tt.public, got.Server.Listen, got.Server.PublicURL, tt.wantPublic)
 		}
-	}
-}
-
-type fakeLookup struct {
-	role  string
-	perms []string
-	err   error
-}
-
-func (f fakeLookup) Permissions(context.Context, string, string) (string, []string, error) {
-	return f.role, f.perms, f.err
-}
-
-func TestMembershipPermissions(t *testing.T) {
-	down := fmt.Errorf("get membership: %w", authkit.ErrUpstreamUnavailable)
-	tests := []struct {
-		name      string
-		lookup    fakeLookup
-		wantRole  string
-		wantPerms []string
-		wantErr   error
-	}{
-		{"member", fakeLookup{role: "admin", perms: []string{"image_generation"}}, "admin", []string{"image_generation"}, nil},
-		{"no membership", fakeLookup{err: fmt.Errorf("lookup: %w", authkit.ErrNoMembership)}, "", []string{}, nil},
-		{"workos down", fakeLookup{err: down}, "", nil, authkit.ErrUpstreamUnavailable},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			role, perms, err := membershipPermissions{tt.lookup}.Permissions(t.Context(), "user_1", "org_1")
-			if !errors.Is(err, tt.wantErr) || (tt.wantErr == nil) != (err == nil) {
-				t.Fatalf("err = %v, want %v", err, tt.wantErr)
-			}
-			if role != tt.wantRole || !slices.Equal(perms, tt.wantPerms) || (tt.wantErr == nil && perms == nil) {
-				t.Errorf("= %q %#v, want %q %#v", role, perms, tt.wantRole, tt.wantPerms)
-			}
-		})
 	}
 }
