@@ -82,7 +82,8 @@
 //     random bits), bound to the user who opened it: the go-sdk answers a
 //     request on it with another user's token with 403, an unknown or
 //     expired session with 404. Sessions idle for SessionIdleTimeout are
-//     closed. The cost is that a multi-replica deployment needs sticky
+//     closed, and a user opening more than MaxSessionsPerUser sessions
+//     (stateful and SSE together) closes their oldest. The cost is that a multi-replica deployment needs sticky
 //     routing for these clients.
 //   - A request without a session that is not an initialize (a lone
 //     tools/call, as both SDKs accept): stateless.

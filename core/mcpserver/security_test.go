@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
 var jsonHeaders = http.Header{
@@ -262,5 +264,28 @@ func TestAuditRetentionAndFlush(t *testing.T) {
 	}
 	if strings.Contains(e.logs.String(), `"prompt"`) || strings.Contains(e.logs.String(), "Bearer") {
 		t.Error("the log holds arguments or tokens")
+	}
+}
+
+// TestSessionLimit: a user's sessions beyond the limit close the oldest.
+func TestSessionLimit(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.MaxSessionsPerUser = 2 })
+	for _, w := range []wire{wires[1], wires[3]} {
+		t.Run(w.name, func(t *testing.T) {
+			first, _ := e.connect(t, w, "alice")
+			second, _ := e.connect(t, w, "alice")
+			bob, _ := e.connect(t, w, "bob") // other users do not count
+			third, _ := e.connect(t, w, "alice")
+			if _, err := first.ListTools(context.Background(), nil); err == nil {
+				t.Error("the oldest session still works after the limit was passed")
+			}
+			for _, cs := range []*mcp.ClientSession{second, third, bob} {
+				toolNames(t, cs)
+			}
+			first.Close()
+			second.Close()
+			third.Close()
+			bob.Close()
+		})
 	}
 }

@@ -45,6 +45,9 @@ const (
 	// DefaultSessionIdleTimeout closes stateful sessions nobody used for
 	// this long.
 	DefaultSessionIdleTimeout = 30 * time.Minute
+	// DefaultMaxSessionsPerUser bounds the stateful and SSE sessions one
+	// user keeps open.
+	DefaultMaxSessionsPerUser = 32
 	// DefaultAuditRetention is how long audit records are kept.
 	DefaultAuditRetention = 90 * 24 * time.Hour
 )
@@ -84,6 +87,10 @@ type Config struct {
 	// SessionIdleTimeout closes a stateful streamable session after this
 	// much idle time; default DefaultSessionIdleTimeout.
 	SessionIdleTimeout time.Duration
+	// MaxSessionsPerUser bounds the stateful streamable and SSE sessions
+	// one user has open; opening one more closes that user's oldest.
+	// Default DefaultMaxSessionsPerUser.
+	MaxSessionsPerUser int
 
 	// Audit stores one record per call and per denial; nil logs them only.
 	Audit store.Audit
@@ -120,6 +127,8 @@ type Server struct {
 	sessMu   sync.RWMutex
 	sessions map[*mcp.ServerSession]*session
 	byGrant  map[string]map[*session]struct{}
+	byUser   map[string]map[*session]struct{} // evictable sessions
+	seq      uint64
 
 	sse        *sseHandler
 	transports transports
@@ -151,11 +160,17 @@ type entry struct {
 // notifications/tools/list_changed: a stateful streamable session, an SSE
 // session, or a 2026-07-28 subscriptions/listen stream.
 type session struct {
-	grant  string // grantKey of the caller that opened it
-	mu     sync.Mutex
-	caller gate.Caller
-	told   uint64 // fingerprint of the tool list the client last learned
-	hasTol bool
+	grant string // grantKey of the caller that opened it
+	user  string // the user who opened it
+	seq   uint64 // order of creation, for evicting a user's oldest
+	ss    *mcp.ServerSession
+	// evictable: a stateful or SSE session, which the server may close
+	// (a listen stream ends with its request).
+	evictable bool
+	mu        sync.Mutex
+	caller    gate.Caller
+	told      uint64 // fingerprint of the tool list the client last learned
+	hasTol    bool
 }
 
 // New builds the server and starts following the host's tool set. Close
@@ -175,6 +190,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.SessionIdleTimeout <= 0 {
 		cfg.SessionIdleTimeout = DefaultSessionIdleTimeout
+	}
+	if cfg.MaxSessionsPerUser <= 0 {
+		cfg.MaxSessionsPerUser = DefaultMaxSessionsPerUser
 	}
 	if cfg.AuditRetention == 0 {
 		cfg.AuditRetention = DefaultAuditRetention
@@ -210,6 +228,7 @@ func New(cfg Config) (*Server, error) {
 		metrics:  m,
 		sessions: map[*mcp.ServerSession]*session{},
 		byGrant:  map[string]map[*session]struct{}{},
+		byUser:   map[string]map[*session]struct{}{},
 	}
 	s.audit = newAuditor(cfg.Audit, cfg.AuditRetention, cfg.Logger)
 	s.mcp = mcp.NewServer(&mcp.Implementation{Name: cfg.Name, Version: cfg.Version}, &mcp.ServerOptions{
@@ -418,7 +437,7 @@ func (s *Server) receiving(next mcp.MethodHandler) mcp.MethodHandler {
 			// A 2026-07-28 listen stream: remembered while it is open, so
 			// list_changed reaches it per caller like a session.
 			if ss, ok := req.GetSession().(*mcp.ServerSession); ok {
-				listen := &session{grant: grantKey(*c), caller: *c, told: fingerprint(s.tools.Load(), *c), hasTol: true}
+				listen := &session{grant: grantKey(*c), user: c.UserID, caller: *c, told: fingerprint(s.tools.Load(), *c), hasTol: true}
 				s.addSession(ss, listen)
 				defer s.forget(ss)
 			}

@@ -50,7 +50,7 @@ func (s *Server) track(ss *mcp.ServerSession, c gate.Caller) *session {
 		s.updateCaller(st, c)
 		return st
 	}
-	st := &session{grant: grantKey(c), caller: c}
+	st := &session{grant: grantKey(c), user: c.UserID, caller: c, ss: ss, evictable: true}
 	if prev := s.addSession(ss, st); prev != nil {
 		s.updateCaller(prev, c) // a concurrent first request won
 		return prev
@@ -64,20 +64,56 @@ func (s *Server) track(ss *mcp.ServerSession, c gate.Caller) *session {
 
 // addSession remembers st for ss unless ss has a record already, which it
 // returns.
+//
+// An evictable session beyond the user's MaxSessionsPerUser closes the
+// user's oldest one, so a client that reconnects without ending its
+// sessions cannot pile them up until the idle timeout.
 func (s *Server) addSession(ss *mcp.ServerSession, st *session) *session {
 	s.sessMu.Lock()
-	defer s.sessMu.Unlock()
 	if prev := s.sessions[ss]; prev != nil {
+		s.sessMu.Unlock()
 		return prev
 	}
+	s.seq++
+	st.seq = s.seq
 	s.sessions[ss] = st
-	peers := s.byGrant[st.grant]
-	if peers == nil {
-		peers = map[*session]struct{}{}
-		s.byGrant[st.grant] = peers
+	addTo(s.byGrant, st.grant, st)
+	var evict *session
+	if st.evictable {
+		addTo(s.byUser, st.user, st)
+		if mine := s.byUser[st.user]; len(mine) > s.cfg.MaxSessionsPerUser {
+			for p := range mine {
+				if evict == nil || p.seq < evict.seq {
+					evict = p
+				}
+			}
+		}
 	}
-	peers[st] = struct{}{}
+	s.sessMu.Unlock()
+	if evict != nil {
+		s.log.Info("mcpserver: closing the oldest session of a user over the session limit", "user", st.user, "limit", s.cfg.MaxSessionsPerUser)
+		s.forget(evict.ss)
+		_ = evict.ss.Close()
+	}
 	return nil
+}
+
+func addTo(m map[string]map[*session]struct{}, key string, st *session) {
+	set := m[key]
+	if set == nil {
+		set = map[*session]struct{}{}
+		m[key] = set
+	}
+	set[st] = struct{}{}
+}
+
+func removeFrom(m map[string]map[*session]struct{}, key string, st *session) {
+	if set := m[key]; set != nil {
+		delete(set, st)
+		if len(set) == 0 {
+			delete(m, key)
+		}
+	}
 }
 
 func (s *Server) sessionOf(ss *mcp.ServerSession) *session {
@@ -151,10 +187,8 @@ func (s *Server) forget(ss *mcp.ServerSession) {
 		return
 	}
 	delete(s.sessions, ss)
-	if peers := s.byGrant[st.grant]; peers != nil {
-		delete(peers, st)
-		if len(peers) == 0 {
-			delete(s.byGrant, st.grant)
-		}
+	removeFrom(s.byGrant, st.grant, st)
+	if st.evictable {
+		removeFrom(s.byUser, st.user, st)
 	}
 }

@@ -88,7 +88,7 @@ func (h *sseHandler) serveStream(w http.ResponseWriter, r *http.Request, owner s
 			Response:            w,
 			MaxRequestBodyBytes: h.s.cfg.MaxRequestBodyBytes,
 		},
-		state: &session{grant: grantKey(c), caller: c},
+		state: &session{grant: grantKey(c), user: c.UserID, caller: c, evictable: true},
 	}
 	h.mu.Lock()
 	h.sessions[id] = sess
@@ -104,6 +104,7 @@ func (h *sseHandler) serveStream(w http.ResponseWriter, r *http.Request, owner s
 		http.Error(w, "connection failed", http.StatusInternalServerError)
 		return
 	}
+	sess.state.ss = ss
 	h.s.addSession(ss, sess.state)
 	h.mu.Lock()
 	sess.ss = ss
