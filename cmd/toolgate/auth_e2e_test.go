@@ -35,7 +35,7 @@ type liveServer struct {
 	dataDir string
 }
 
-func startLiveServer(t *testing.T) *liveServer {
+func startLiveServer(t *testing.T, setup ...func(*config.Config)) *liveServer {
 	t.Helper()
 	t.Chdir(t.TempDir()) // no toolgate.toml; plugins paths resolve here
 	dataDir := filepath.Join(t.TempDir(), "data")
@@ -45,6 +45,9 @@ func startLiveServer(t *testing.T) *liveServer {
 	cfg.Store.Dir = dataDir
 	cfg.Store.SyncWrites = false
 	cfg.Plugins.Watch = false
+	for _, f := range setup {
+		f(&cfg)
+	}
 	ln, err := net.Listen("tcp", cfg.Server.Listen)
 	if err != nil {
 		t.Fatal(err)
@@ -86,6 +89,13 @@ var hiddenInput = regexp.MustCompile(`<input type="hidden" name="([a-z_]+)" valu
 // user's button), the code exchange. It returns the access and refresh
 // tokens.
 func signIn(t *testing.T, public, user string) (access, refresh string) {
+	t.Helper()
+	return signInAt(t, public, "/mcp", user)
+}
+
+// signInAt is signIn with discovery starting from the protected resource
+// at path (/mcp or /sse): the token is issued for that resource.
+func signInAt(t *testing.T, public, path, user string) (access, refresh string) {
 	t.Helper()
 	const redirect = "http://127.0.0.1:5555/callback"
 	jar, _ := cookiejar.New(nil)
@@ -150,13 +160,13 @@ func signIn(t *testing.T, public, user string) (access, refresh string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	req, _ := http.NewRequest("POST", public+"/mcp", strings.NewReader(`{}`))
+	req, _ := http.NewRequest("POST", public+path, strings.NewReader(`{}`))
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(resp.Header.Get("WWW-Authenticate"), `resource_metadata="`+public+`/.well-known/oauth-protected-resource/mcp"`) {
+	if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(resp.Header.Get("WWW-Authenticate"), `resource_metadata="`+public+`/.well-known/oauth-protected-resource`+path+`"`) {
 		t.Fatalf("/mcp without a token = %d %q, want 401 naming the resource metadata", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
 	}
 	if err := h.Authorize(t.Context(), req, resp); err != nil {
@@ -219,11 +229,12 @@ func TestSignInAndOperatorCommands(t *testing.T) {
 	alice, _ := signIn(t, ls.public, "alice@example.com")
 	bob, bobRefresh := signIn(t, ls.public, "bob@example.com")
 
-	// Past the bearer check: the placeholder until an MCP handler is set.
-	if status, body := callMCP(t, ls.public, alice); status != http.StatusServiceUnavailable || !strings.Contains(body, "the MCP endpoint is not available") {
-		t.Fatalf("/mcp with alice's token = %d %s, want the placeholder's 503", status, body)
+	// Past the bearer check, the MCP endpoint answers (a lone ping is
+	// served statelessly).
+	if status, body := callMCP(t, ls.public, alice); status != http.StatusOK || !strings.Contains(body, `"result":{}`) {
+		t.Fatalf("/mcp ping with alice's token = %d %s, want a JSON-RPC result", status, body)
 	}
-	// Behind it, the handler sees who signed in.
+	// Behind the check, a handler sees who signed in.
 	ls.s.SetMCPHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, ok := auth.CallerFromContext(r.Context())
 		if !ok {

@@ -44,6 +44,9 @@ type Config struct {
 	Auth AuthConfig `koanf:"auth"`
 	// Plugins configures the WebAssembly plugin host.
 	Plugins PluginsConfig `koanf:"plugins"`
+	// MCP configures the MCP endpoint (/mcp and /sse): sessions, denied
+	// tools and the audit trail.
+	MCP MCPConfig `koanf:"mcp"`
 }
 
 // ServerConfig configures the HTTP listener.
@@ -239,6 +242,27 @@ type PluginsConfig struct {
 	CacheDir string `koanf:"cache_dir"`
 }
 
+// MCPConfig configures the MCP endpoint.
+type MCPConfig struct {
+	// HideDenied makes a tools/call of a tool the caller may not use
+	// answer as an unknown tool, instead of a tool error naming what is
+	// missing. tools/list never shows such tools either way. The default
+	// is false.
+	HideDenied bool `koanf:"hide_denied"`
+	// SessionIdleTimeout closes a stateful session (2025-06-18 and
+	// 2025-11-25 clients, and SSE) after this much idle time, between 1m
+	// and 24h. The default is "30m".
+	SessionIdleTimeout time.Duration `koanf:"session_idle_timeout"`
+	// MaxSessionsPerUser bounds the stateful sessions one user has open,
+	// between 1 and 10000; opening one more closes that user's oldest. The
+	// default is 32.
+	MaxSessionsPerUser int `koanf:"max_sessions_per_user"`
+	// AuditRetention is how long audit records (one per tool call and per
+	// denial) are kept, between 1h and 87600h (ten years). The default is
+	// "2160h" (90 days).
+	AuditRetention time.Duration `koanf:"audit_retention"`
+}
+
 // Default returns the built-in defaults.
 func Default() Config {
 	return Config{
@@ -279,6 +303,11 @@ func Default() Config {
 			Config: "plugins.toml",
 			Dir:    "plugins/dist",
 			Watch:  true,
+		},
+		MCP: MCPConfig{
+			SessionIdleTimeout: 30 * time.Minute,
+			MaxSessionsPerUser: 32,
+			AuditRetention:     90 * 24 * time.Hour,
 		},
 	}
 }

@@ -45,7 +45,7 @@ func (v *validator) missing(key, problem string) error {
 
 func validate(c *Config, sources map[string]string) error {
 	v := &validator{cfg: c, sources: sources}
-	checks := []func() error{v.server, v.log, v.store, v.auth, v.plugins}
+	checks := []func() error{v.server, v.log, v.store, v.auth, v.plugins, v.mcp}
 	for _, check := range checks {
 		if err := check(); err != nil {
 			return err
@@ -298,6 +298,17 @@ func (v *validator) plugins() error {
 		return v.fail("plugins.pool_size", p.PoolSize, "must be between 0 and 1024 (0 means GOMAXPROCS)")
 	}
 	return nil
+}
+
+func (v *validator) mcp() error {
+	m := v.cfg.MCP
+	if err := v.durationRange("mcp.session_idle_timeout", m.SessionIdleTimeout, time.Minute, 24*time.Hour); err != nil {
+		return err
+	}
+	if m.MaxSessionsPerUser < 1 || m.MaxSessionsPerUser > 10000 {
+		return v.fail("mcp.max_sessions_per_user", m.MaxSessionsPerUser, "must be between 1 and 10000")
+	}
+	return v.durationRange("mcp.audit_retention", m.AuditRetention, time.Hour, 87600*time.Hour)
 }
 
 func (v *validator) src(key string) string {

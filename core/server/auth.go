@@ -205,15 +205,17 @@ func (s *Server) SetMCPHandler(mcp, sse http.Handler) {
 
 // mountMCP mounts /mcp and /sse behind the bearer check.
 func (s *Server) mountMCP() {
-	var placeholder http.Handler = http.HandlerFunc(unavailableMCP)
-	s.mcpHandler.Store(&placeholder)
-	s.sseHandler.Store(&placeholder)
-	s.mux.Handle(PathMCP, s.auth.guard.Protect(PathMCP, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	if s.mcpHandler.Load() == nil {
+		var placeholder http.Handler = http.HandlerFunc(unavailableMCP)
+		s.mcpHandler.Store(&placeholder)
+		s.sseHandler.Store(&placeholder)
+	}
+	s.mux.Handle(PathMCP, s.mcpGuard(s.auth.guard.Protect(PathMCP, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		(*s.mcpHandler.Load()).ServeHTTP(w, r)
-	})))
-	s.mux.Handle(PathSSE, s.auth.guard.Protect(PathSSE, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	}))))
+	s.mux.Handle(PathSSE, s.mcpGuard(s.auth.guard.Protect(PathSSE, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		(*s.sseHandler.Load()).ServeHTTP(w, r)
-	})))
+	}))))
 }
 
 // listenAdmin opens the operator endpoint's listener and builds its

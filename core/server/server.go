@@ -26,6 +26,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/toolgate/toolgate/core/config"
+	"github.com/toolgate/toolgate/core/mcpserver"
 	"github.com/toolgate/toolgate/core/plugin"
 	"github.com/toolgate/toolgate/core/store"
 	"github.com/toolgate/toolgate/core/store/badgerstore"
@@ -81,6 +82,7 @@ type Server struct {
 	log     *slog.Logger
 	store   store.Store
 	plugins *plugin.Host
+	mcp     *mcpserver.Server // the MCP endpoint on /mcp and /sse
 
 	reg     *prometheus.Registry
 	metrics *httpMetrics
@@ -178,6 +180,9 @@ func newServer(ctx context.Context, cfg config.Config, logger *slog.Logger, open
 	})
 	if s.auth, err = setupAuth(cfg, st, s.mux, logger, opts); err != nil {
 		return nil, errors.Join(fmt.Errorf("set up sign-in: %w", err), s.Close())
+	}
+	if err := s.setupMCP(); err != nil {
+		return nil, errors.Join(err, s.Close())
 	}
 	if err := s.listenAdmin(ctx); err != nil {
 		return nil, errors.Join(err, s.Close())
@@ -341,9 +346,16 @@ func (s *Server) Close() error {
 				s.closeErr = fmt.Errorf("close sign-in: %w", err)
 			}
 		}
-		// Plugins before the store: a running call may still use it (kv).
+		// The MCP endpoint, then plugins, then the store: a running call
+		// may still use the plugins, and both write to the store (audit,
+		// kv).
 		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.Server.ShutdownTimeout)
 		defer cancel()
+		if s.mcp != nil {
+			if err := s.mcp.Close(ctx); err != nil {
+				s.closeErr = errors.Join(s.closeErr, fmt.Errorf("close the MCP endpoint: %w", err))
+			}
+		}
 		if err := s.plugins.Close(ctx); err != nil {
 			s.closeErr = errors.Join(s.closeErr, fmt.Errorf("close the plugin host: %w", err))
 		}
