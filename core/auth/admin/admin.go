@@ -1,5 +1,7 @@
 // Package admin is the operator's control channel into a running toolgate:
-// list and revoke grants, list and delete clients, while the server runs.
+// list and revoke grants, list and delete clients, and read the audit log
+// of tool calls and denials, while the server runs (the server holds the
+// store, so the CLI cannot open it itself).
 //
 // The composition root serves [NewHandler] on a separate listener bound to
 // a loopback address (for example 127.0.0.1:8789), never on the public one.
@@ -9,7 +11,7 @@
 // read the data directory can already read every grant, so the token adds no
 // new trust, and a process that cannot read it cannot use the endpoint even
 // from the same machine. The CLI (`toolgate grants ...`, `toolgate clients
-// ...`) uses [Client] with the same token file.
+// ...`, `toolgate audit tail`) uses [Client] with the same token file.
 //
 // Changes go through the store, so a running auth.Server drops the affected
 // cached tokens through store.Watcher.
@@ -21,6 +23,10 @@
 //	DELETE /v1/grants?user=EMAIL     revoke every grant of a user
 //	GET    /v1/clients               list registered clients (no secret hashes)
 //	DELETE /v1/clients?id=ID         delete a client, its grants and tokens
+//	GET    /v1/audit[?since=RFC3339&user=ID&tool=NAME&limit=N]
+//	                                 audit records, newest first ([AuditEntry];
+//	                                 limit 1–1000, default 50); a bad
+//	                                 parameter is 400 with the reason
 package admin
 
 import (
@@ -155,6 +161,7 @@ func NewHandler(cfg Config, st store.Store) (http.Handler, error) {
 	h.mux.HandleFunc("DELETE /v1/grants", h.revokeUserGrants)
 	h.mux.HandleFunc("GET /v1/clients", h.listClients)
 	h.mux.HandleFunc("DELETE /v1/clients", h.deleteClient)
+	h.mux.HandleFunc("GET /v1/audit", h.listAudit)
 	return h, nil
 }
 

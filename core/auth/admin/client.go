@@ -9,6 +9,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/toolgate/toolgate/core/store"
 )
 
 // Client calls the admin API of a running server; the CLI uses it.
@@ -54,6 +56,25 @@ func (c *Client) ListClients(ctx context.Context) ([]ClientInfo, error) {
 // DeleteClient deletes a client with its grants and tokens.
 func (c *Client) DeleteClient(ctx context.Context, id string) error {
 	return c.do(ctx, http.MethodDelete, "/v1/clients?id="+url.QueryEscape(id), nil)
+}
+
+// ListAudit lists the audit records q selects, newest first. A zero
+// q.Limit means the server's default (DefaultAuditLimit); q.Limit must not
+// exceed MaxAuditLimit.
+func (c *Client) ListAudit(ctx context.Context, q store.AuditQuery) ([]store.AuditRecord, error) {
+	path := "/v1/audit"
+	if v := auditValues(q); len(v) > 0 {
+		path += "?" + v.Encode()
+	}
+	var entries []AuditEntry
+	if err := c.do(ctx, http.MethodGet, path, &entries); err != nil {
+		return nil, err
+	}
+	out := make([]store.AuditRecord, 0, len(entries))
+	for _, e := range entries {
+		out = append(out, e.Record())
+	}
+	return out, nil
 }
 
 func (c *Client) do(ctx context.Context, method, path string, out any) error {
