@@ -267,6 +267,13 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		"healthz", s.cfg.Server.PublicURL+"/healthz",
 		"metrics", s.cfg.Server.PublicURL+"/metrics")
 
+	// SIGHUP reloads the plugins. Subscribe before serving, so that once
+	// the server has answered anything a SIGHUP is ours (without a
+	// subscriber it would end the process).
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	adminServed := make(chan error, 1)
@@ -275,10 +282,6 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	} else {
 		adminServed <- http.ErrServerClosed
 	}
-
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
 
 	var serveErr error
 wait:
