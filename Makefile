@@ -18,8 +18,11 @@ ARGS         ?=
 
 WASM_ENV := GOOS=wasip1 GOARCH=wasm
 
+# The TypeScript MCP client that cmd/toolgate's interop test runs with node.
+TSCLIENT := cmd/toolgate/testdata/tsclient
+
 .DEFAULT_GOAL := help
-.PHONY: help build plugins run test test-race bench fuzz lint check clean
+.PHONY: help build plugins tsclient-deps run test test-race bench fuzz lint check clean
 
 help: ## Show this help
 	@echo "Usage: make <target>"
@@ -40,13 +43,24 @@ plugins: ## Build every plugins/<name>/ main package to plugins/dist/<name>.wasm
 		$(WASM_ENV) $(GO) build -buildmode=c-shared -o $(PLUGIN_OUT)/$$name.wasm ./plugins/$$name || exit 1; \
 	done
 
+# npm ci writes node_modules/.package-lock.json: when it is missing or older
+# than package-lock.json, node_modules is reinstalled.
+tsclient-deps: ## Install the TypeScript MCP client's pinned npm packages (when package-lock.json changed)
+	@stamp=$(TSCLIENT)/node_modules/.package-lock.json; \
+	if ! command -v npm >/dev/null 2>&1; then \
+		echo "tsclient-deps: npm is not installed; TestTypeScriptClient will be skipped (it fails under CI)"; \
+	elif [ ! -f $$stamp ] || [ $(TSCLIENT)/package-lock.json -nt $$stamp ]; then \
+		echo "npm ci --no-audit --no-fund --prefix $(TSCLIENT)"; \
+		npm ci --no-audit --no-fund --prefix $(TSCLIENT) && touch $$stamp; \
+	fi
+
 run: plugins build ## Build plugins and server, then serve http://localhost:8788 (development mode)
 	./$(BIN) serve $(ARGS)
 
-test: plugins ## Build plugins, then run every test
+test: plugins tsclient-deps ## Build plugins and the TypeScript client, then run every test
 	$(GO) test -timeout $(TEST_TIMEOUT) ./...
 
-test-race: plugins ## Run every test with the race detector
+test-race: plugins tsclient-deps ## Run every test with the race detector
 	$(GO) test -race -timeout $(RACE_TIMEOUT) ./...
 
 bench: plugins ## Run every benchmark once
