@@ -49,13 +49,13 @@ func requireTSClient(t *testing.T) string {
 	missing := func(format string, args ...any) {
 		t.Helper()
 		if os.Getenv("CI") != "" {
-			t.Fatalf(format+" (CI is set, so this is a failure; run make tsclient-deps)", args...)
+			t.Fatalf(format+"; run make tsclient-deps (CI is set, so this is a failure, not a skip)", args...)
 		}
 		t.Skipf(format+"; run make tsclient-deps to run this test", args...)
 	}
 	node, err := exec.LookPath("node")
 	if err != nil {
-		missing("node is not installed: %v", err)
+		missing("node is not installed (%v): install Node.js 20 and npm", err)
 	}
 	sdk := filepath.Join(tsclientDir, "node_modules", "@modelcontextprotocol", "sdk", "package.json")
 	if _, err := os.Stat(sdk); err != nil {
