@@ -109,34 +109,50 @@ func runAdminCommand(group string, c adminCommand, help func(io.Writer), args, e
 		help(stderr)
 		return exitUsage
 	}
+	client, ok := adminClient(name, cf, environ, stderr)
+	if !ok {
+		return exitError
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), adminTimeout)
+	defer cancel()
+	if err := c.run(ctx, client, a, stdout); err != nil {
+		reportAdminError(stderr, name, client, err)
+		return exitError
+	}
+	return exitOK
+}
+
+// adminClient loads the configuration the way "toolgate serve" does and
+// returns a client for its admin endpoint with the token from its data
+// directory. On failure it writes why to stderr and reports false.
+func adminClient(name string, cf *configFlagValues, environ []string, stderr io.Writer) (*admin.Client, bool) {
 	loaded, err := cf.load(environ)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
-		return exitError
+		return nil, false
 	}
 	cfg := loaded.Config
 	if cfg.Server.AdminListen == "" {
 		fmt.Fprintf(stderr, "%s: the admin endpoint is disabled (server.admin_listen is empty); set it, restart toolgate serve and try again\n", name)
-		return exitError
+		return nil, false
 	}
 	token, err := readAdminToken(cfg.Store.Dir)
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", name, err)
-		return exitError
+		return nil, false
 	}
-	client := &admin.Client{BaseURL: "http://" + cfg.Server.AdminListen, Token: token}
-	ctx, cancel := context.WithTimeout(context.Background(), adminTimeout)
-	defer cancel()
-	if err := c.run(ctx, client, a, stdout); err != nil {
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			fmt.Fprintf(stderr, "%s: is toolgate serve running? could not reach the admin endpoint at %s: %v\n", name, cfg.Server.AdminListen, ue.Err)
-			return exitError
-		}
-		fmt.Fprintf(stderr, "%s: %v\n", name, err)
-		return exitError
+	return &admin.Client{BaseURL: "http://" + cfg.Server.AdminListen, Token: token}, true
+}
+
+// reportAdminError writes the failure of an operator command's call to
+// c: a server that cannot be reached gets a hint that it is not running.
+func reportAdminError(stderr io.Writer, name string, c *admin.Client, err error) {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		fmt.Fprintf(stderr, "%s: is toolgate serve running? could not reach the admin endpoint at %s: %v\n", name, strings.TrimPrefix(c.BaseURL, "http://"), ue.Err)
+		return
 	}
-	return exitOK
+	fmt.Fprintf(stderr, "%s: %v\n", name, err)
 }
 
 // checkAdminArgs checks the combination of arguments a command got.
@@ -324,19 +340,32 @@ Examples:
 }
 
 func printAdminFlags(w io.Writer) {
+	printAdminConnection(w)
+	fmt.Fprint(w, `
+Flags:
+  -user EMAIL
+    	grants only: the user (list: only theirs; revoke: all of theirs)
+  -json
+    	list only: print JSON instead of a table
+`)
+	printAdminConfigFlags(w)
+}
+
+// printAdminConnection explains, in an operator command's help, how the
+// command finds the running server.
+func printAdminConnection(w io.Writer) {
 	fmt.Fprint(w, `
 These commands talk to the admin endpoint of the running "toolgate serve"
 (server.admin_listen, loopback only) with the token it keeps in its data
 directory (<store.dir>/admin.token). Give them the same configuration as
 the server (-config, environment, -data-dir, -admin-listen) so they find
 both. "toolgate serve" must be running.
+`)
+}
 
-Flags:
-  -user EMAIL
-    	grants only: the user (list: only theirs; revoke: all of theirs)
-  -json
-    	list only: print JSON instead of a table
-  -config FILE, -data-dir DIR, -admin-listen ADDR, ...
+// printAdminConfigFlags ends the flag list of an operator command's help.
+func printAdminConfigFlags(w io.Writer) {
+	fmt.Fprint(w, `  -config FILE, -data-dir DIR, -admin-listen ADDR, ...
     	the configuration flags of "toolgate serve" (see toolgate serve -h)
   -h
     	show this help

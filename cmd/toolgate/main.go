@@ -9,6 +9,7 @@
 //	toolgate plugin <command>    work with plugins (inspect, new)
 //	toolgate grants <command>    list and revoke grants of a running server
 //	toolgate clients <command>   list and delete OAuth clients of a running server
+//	toolgate audit tail          print (and follow) the audit log of a running server
 //	toolgate version             print version information
 //
 // Run "toolgate <command> -h" for a command's flags and examples. This
@@ -58,6 +59,8 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 		return grants(args[1:], environ, stdout, stderr)
 	case "clients":
 		return clients(args[1:], environ, stdout, stderr)
+	case "audit":
+		return audit(args[1:], environ, stdout, stderr)
 	case "version":
 		return version(args[1:], stdout, stderr)
 	case "help", "-h", "-help", "--help":
@@ -82,6 +85,7 @@ Commands:
   plugin    work with plugins: inspect, new
   grants    list and revoke grants (sign-ins) of a running server
   clients   list and delete OAuth clients of a running server
+  audit     audit tail: print and follow tool calls and denials of a running server
   version   print version and build information
 
 Run "toolgate <command> -h" for the flags and examples of a command.
