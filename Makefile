@@ -27,7 +27,7 @@ TSCLIENT := cmd/toolgate/testdata/tsclient
 help: ## Show this help
 	@echo "Usage: make <target>"
 	@echo
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 build: ## Build the server to bin/toolgate
 	$(GO) build -o $(BIN) ./cmd/toolgate
