@@ -25,7 +25,7 @@ type configFlag struct {
 var configFlags = []configFlag{
 	{"listen", "server.listen", "ADDR", "TCP address to listen on, as host:port"},
 	{"public-url", "server.public_url", "URL", "URL clients use to reach the server"},
-	{"admin-listen", "server.admin_listen", "ADDR", "loopback address of the operator endpoint (toolgate grants, clients); \"\" disables it"},
+	{"admin-listen", "server.admin_listen", "ADDR", "loopback address of the operator endpoint (toolgate grants, clients, audit); \"\" disables it"},
 	{"data-dir", "store.dir", "DIR", "directory the store keeps its files in"},
 	{"plugins-dir", "plugins.dir", "DIR", "drop-in folder of .wasm plugins"},
 	{"plugins-config", "plugins.config", "FILE", "the plugins file (plugin list, grants, permission rules)"},
@@ -138,7 +138,7 @@ It serves the MCP endpoint at <public_url>/mcp (and /sse) behind OAuth:
 MCP clients discover, register and sign in through /.well-known/...,
 /register, /authorize, /token. In development mode the embedded AuthKit's
 login page is at <public_url>/_dev/authkit. The operator endpoint for
-"toolgate grants" and "toolgate clients" listens on server.admin_listen
+"toolgate grants", "clients" and "audit" listens on server.admin_listen
 (loopback only). It also serves /healthz (the process is up), /readyz
 (every component is ready) and /metrics (Prometheus).
 
