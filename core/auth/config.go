@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"net/url"
 	"strings"
 	"time"
@@ -22,6 +23,7 @@ const (
 	DefaultCacheSize       = 10000
 	DefaultCacheTTL        = time.Minute
 	DefaultRegisterRate    = 60
+	DefaultIPRateEntries   = 100000
 )
 
 // MinCookieKeyLen is the shortest accepted Config.CookieKey, in bytes.
@@ -85,6 +87,23 @@ type Config struct {
 	// accepts in total before answering 429. Default DefaultRegisterRate;
 	// a negative value turns the limit off.
 	RegisterRate int
+	// IPRateLimit is how many requests a minute one client IP address may
+	// make to each of /register, /authorize (GET and POST), /callback and
+	// /token; beyond it they are answered 429 with Retry-After and the
+	// error code ErrCodeTooManyRequests. Zero (the default) or negative
+	// turns the per-address limit off.
+	IPRateLimit int
+	// IPRateBurst is how many requests one address may make at once before
+	// IPRateLimit paces it. Default 1 when IPRateLimit is on.
+	IPRateBurst int
+	// IPRateEntries bounds the addresses tracked at once (per endpoint);
+	// addresses idle long enough to be full again are forgotten first,
+	// then the least recently seen. Default DefaultIPRateEntries.
+	IPRateEntries int
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For header
+	// names the client address for IPRateLimit. Empty (the default): the
+	// TCP peer is the client and the header is ignored.
+	TrustedProxies []netip.Prefix
 	// DisableRegistration turns off dynamic client registration (RFC 7591):
 	// the metadata omits registration_endpoint and /register answers 404.
 	// Default false (registration on; most MCP clients need it).
@@ -160,6 +179,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.RegisterRate == 0 {
 		c.RegisterRate = DefaultRegisterRate
+	}
+	if c.IPRateEntries <= 0 {
+		c.IPRateEntries = DefaultIPRateEntries
 	}
 	if c.Now == nil {
 		c.Now = time.Now

@@ -6,7 +6,8 @@ import (
 )
 
 // Error codes of RFC 6749 §4.1.2.1 and §5.2, RFC 6750 §3.1, RFC 7009 §2.2.1,
-// RFC 7591 §3.2.2 and RFC 8707 §2 that this package answers with.
+// RFC 7591 §3.2.2 and RFC 8707 §2 that this package answers with (and
+// ErrCodeTooManyRequests, our own).
 const (
 	ErrCodeInvalidRequest          = "invalid_request"
 	ErrCodeInvalidClient           = "invalid_client"
@@ -22,7 +23,6 @@ const (
 	ErrCodeInvalidRedirectURI      = "invalid_redirect_uri"
 	ErrCodeInvalidClientMetadata   = "invalid_client_metadata"
 	ErrCodeInvalidToken            = "invalid_token"
-	ErrCodeSlowDown                = "slow_down"
 )
 
 // Error is an OAuth error answer: the error code, a human-readable

@@ -64,7 +64,7 @@ type registrationResponse struct {
 // handleRegister implements RFC 7591 dynamic client registration.
 func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 	if ok, retry := s.limiter.allow(); !ok {
-		e := &Error{Code: ErrCodeSlowDown, Description: "too many registrations; try again later", Status: http.StatusTooManyRequests}
+		e := &Error{Code: ErrCodeTooManyRequests, Description: "too many registrations; try again later", Status: http.StatusTooManyRequests}
 		e.retryAfter = retry
 		writeError(w, e)
 		return

@@ -68,6 +68,7 @@ type Server struct {
 	resources map[string]string // normalized form → canonical resource URI
 	cache     *tokenCache
 	limiter   *rateLimiter
+	ipLimiter *ipRateLimiter // nil when Config.IPRateLimit is off
 	locks     keyedMutex
 	cimd      *cimdFetcher // nil when CIMD is off
 
@@ -109,6 +110,7 @@ func New(cfg Config, st store.Store, up Upstream, logger *slog.Logger) (*Server,
 		issuer:    cfg.PublicURL,
 		cache:     newTokenCache(cfg.CacheSize),
 		limiter:   newRateLimiter(cfg.RegisterRate, cfg.Now),
+		ipLimiter: newIPRateLimiter(cfg.IPRateLimit, cfg.IPRateBurst, cfg.IPRateEntries, cfg.Now),
 		resources: map[string]string{},
 	}
 	if !cfg.DisableCIMD {
@@ -156,7 +158,9 @@ func (s *Server) MCPResource() string { return s.issuer + PathMCP }
 //	POST /revoke                                           RFC 7009 revocation
 //
 // The metadata, /register, /token and /revoke also answer CORS preflights,
-// so browser-based clients (MCP Inspector) can use them. The protected
+// so browser-based clients (MCP Inspector) can use them (preflights are
+// not rate limited). /register, /authorize, /callback and /token are
+// limited per client IP when Config.IPRateLimit is set. The protected
 // resources themselves are not mounted here: wrap them with Protect.
 func (s *Server) Mount(mux *http.ServeMux) {
 	cors := func(methods string, h http.HandlerFunc) http.Handler { return withCORS(methods, h) }
@@ -168,12 +172,12 @@ func (s *Server) Mount(mux *http.ServeMux) {
 		}))
 	}
 	if !s.cfg.DisableRegistration {
-		mux.Handle(PathRegister, cors("POST, OPTIONS", s.handleRegister))
+		mux.Handle(PathRegister, cors("POST, OPTIONS", s.limited(PathRegister, false, s.handleRegister)))
 	}
-	mux.HandleFunc("GET "+PathAuthorize, s.handleAuthorize)
-	mux.HandleFunc("POST "+PathAuthorize, s.handleConsent)
-	mux.HandleFunc("GET "+PathCallback, s.handleCallback)
-	mux.Handle(PathToken, cors("POST, OPTIONS", s.handleToken))
+	mux.HandleFunc("GET "+PathAuthorize, s.limited(PathAuthorize, true, s.handleAuthorize))
+	mux.HandleFunc("POST "+PathAuthorize, s.limited(PathAuthorize, true, s.handleConsent))
+	mux.HandleFunc("GET "+PathCallback, s.limited(PathCallback, true, s.handleCallback))
+	mux.Handle(PathToken, cors("POST, OPTIONS", s.limited(PathToken, false, s.handleToken)))
 	mux.Handle(PathRevoke, cors("POST, OPTIONS", s.handleRevoke))
 }
 

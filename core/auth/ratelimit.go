@@ -1,0 +1,207 @@
+package auth
+
+import (
+	"math"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// ErrCodeTooManyRequests is the error code of a 429 answer from /register,
+// /token, /authorize and /callback. RFC 6749 defines no code for rate
+// limiting (slow_down belongs to the device flow, RFC 8628), so toolgate
+// uses this one everywhere, together with a Retry-After header.
+const ErrCodeTooManyRequests = "too_many_requests"
+
+// ipRateLimiter is a set of token buckets keyed by endpoint and client IP.
+// Its memory is bounded: a bucket that has been full (idle) for its refill
+// time is forgotten, and when maxEntries buckets exist the least recently
+// used one is dropped to make room.
+type ipRateLimiter struct {
+	limit      rate.Limit
+	burst      int
+	maxEntries int
+	idle       time.Duration // a bucket unused this long is full again
+	now        func() time.Time
+
+	mu        sync.Mutex
+	buckets   map[string]*ipBucket
+	lastSweep time.Time
+}
+
+type ipBucket struct {
+	lim  *rate.Limiter
+	seen time.Time
+}
+
+// newIPRateLimiter returns a limiter allowing perMinute requests a minute
+// per key with bursts of burst, or nil when perMinute is not positive (no
+// limit).
+func newIPRateLimiter(perMinute, burst, maxEntries int, now func() time.Time) *ipRateLimiter {
+	if perMinute <= 0 {
+		return nil
+	}
+	if burst <= 0 {
+		burst = 1
+	}
+	lim := rate.Limit(float64(perMinute) / 60)
+	return &ipRateLimiter{
+		limit:      lim,
+		burst:      burst,
+		maxEntries: maxEntries,
+		idle:       time.Duration(float64(burst) / float64(lim) * float64(time.Second)),
+		now:        now,
+		buckets:    map[string]*ipBucket{},
+	}
+}
+
+// allow takes a token from key's bucket. When none is left it returns
+// false and how long until one is.
+func (l *ipRateLimiter) allow(key string) (bool, time.Duration) {
+	now := l.now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if now.Sub(l.lastSweep) >= l.idle {
+		l.sweep(now)
+	}
+	b, ok := l.buckets[key]
+	if !ok {
+		if len(l.buckets) >= l.maxEntries {
+			l.sweep(now)
+			if len(l.buckets) >= l.maxEntries {
+				l.evictOldest()
+			}
+		}
+		b = &ipBucket{lim: rate.NewLimiter(l.limit, l.burst)}
+		l.buckets[key] = b
+	}
+	b.seen = now
+	r := b.lim.ReserveN(now, 1)
+	if d := r.DelayFrom(now); d > 0 {
+		r.CancelAt(now)
+		return false, d
+	}
+	return true, 0
+}
+
+// sweep forgets every bucket idle long enough to be full again: a fresh
+// bucket behaves the same.
+func (l *ipRateLimiter) sweep(now time.Time) {
+	l.lastSweep = now
+	for k, b := range l.buckets {
+		if now.Sub(b.seen) >= l.idle {
+			delete(l.buckets, k)
+		}
+	}
+}
+
+// evictOldest drops the least recently used bucket.
+func (l *ipRateLimiter) evictOldest() {
+	var oldest string
+	var at time.Time
+	for k, b := range l.buckets {
+		if oldest == "" || b.seen.Before(at) {
+			oldest, at = k, b.seen
+		}
+	}
+	delete(l.buckets, oldest)
+}
+
+func (l *ipRateLimiter) len() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.buckets)
+}
+
+// retryAfterSeconds renders a wait as a Retry-After value: whole seconds,
+// rounded up, at least 1.
+func retryAfterSeconds(d time.Duration) string {
+	s := int64(math.Ceil(d.Seconds()))
+	if s < 1 {
+		s = 1
+	}
+	return strconv.FormatInt(s, 10)
+}
+
+// limited wraps an endpoint's handler with the per-client-IP limit. A
+// refused request gets 429 with Retry-After: a JSON error body on the JSON
+// endpoints (page false), an error page on the browser ones.
+func (s *Server) limited(endpoint string, page bool, h http.HandlerFunc) http.HandlerFunc {
+	if s.ipLimiter == nil {
+		return h
+	}
+	return func(w http.ResponseWriter, r *http.Request) {
+		ip := clientIP(r, s.cfg.TrustedProxies)
+		ok, wait := s.ipLimiter.allow(endpoint + " " + ip.String())
+		if ok {
+			h(w, r)
+			return
+		}
+		retry := retryAfterSeconds(wait)
+		s.log.WarnContext(r.Context(), "auth: rate limited", "endpoint", endpoint, "client_ip", ip.String(), "retry_after_s", retry)
+		e := &Error{Code: ErrCodeTooManyRequests, Description: "too many requests from this address; try again in " + retry + " seconds", Status: http.StatusTooManyRequests, retryAfter: retry}
+		if page {
+			w.Header().Set("Retry-After", retry)
+			renderError(w, e)
+			return
+		}
+		writeError(w, e)
+	}
+}
+
+// clientIP is the address a request came from. The TCP peer is the client
+// unless it is one of the trusted proxies; then X-Forwarded-For is read
+// from the right, skipping trusted proxies, and the first other address is
+// the client. A malformed entry ends the walk at the last trusted hop, so
+// a client cannot choose its own address by forging the header.
+func clientIP(r *http.Request, trusted []netip.Prefix) netip.Addr {
+	peer, err := netip.ParseAddrPort(r.RemoteAddr)
+	var ip netip.Addr
+	if err == nil {
+		ip = peer.Addr().Unmap()
+	} else if a, err := netip.ParseAddr(r.RemoteAddr); err == nil {
+		ip = a.Unmap()
+	}
+	if len(trusted) == 0 || !ip.IsValid() || !inPrefixes(ip, trusted) {
+		return ip
+	}
+	return forwardedFor(r.Header.Values("X-Forwarded-For"), ip, trusted)
+}
+
+// forwardedFor walks X-Forwarded-For values (every header line, comma
+// separated) from the right, starting from the trusted peer, and returns
+// the first address that is not a trusted proxy. It returns the last
+// trusted hop when the list runs out or holds something that is not an IP
+// address.
+func forwardedFor(values []string, peer netip.Addr, trusted []netip.Prefix) netip.Addr {
+	last := peer
+	for i := len(values) - 1; i >= 0; i-- {
+		parts := strings.Split(values[i], ",")
+		for j := len(parts) - 1; j >= 0; j-- {
+			a, err := netip.ParseAddr(strings.TrimSpace(parts[j]))
+			if err != nil {
+				return last
+			}
+			a = a.Unmap()
+			if !inPrefixes(a, trusted) {
+				return a
+			}
+			last = a
+		}
+	}
+	return last
+}
+
+func inPrefixes(ip netip.Addr, ps []netip.Prefix) bool {
+	for _, p := range ps {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
