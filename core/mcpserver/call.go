@@ -30,7 +30,10 @@ const progressBuffer = 16
 // toolHandler returns the go-sdk handler of the tool name: it re-checks
 // the caller against the tool's current rules, runs the call on the plugin
 // host and turns the outcome into an MCP result. Plugin failures are tool
-// errors (IsError), never protocol errors.
+// errors (IsError), never protocol errors; so is a call over the caller's
+// ToolCallsPerMinute budget, which never reaches the plugin. Only allowed
+// calls spend the budget, so a hidden tool stays indistinguishable from an
+// unknown one.
 func (s *Server) toolHandler(name string) mcp.ToolHandler {
 	return func(ctx context.Context, req *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 		start := time.Now()
@@ -61,6 +64,14 @@ func (s *Server) toolHandler(name string) mcp.ToolHandler {
 			return errorResult(d.Message(name)), nil
 		}
 		rec.Decision = "allow"
+		if s.limiter != nil {
+			if ok, wait := s.limiter.allow(c.UserID); !ok {
+				rec.Outcome, rec.ErrorKind = outcomeRateLimited, outcomeRateLimited
+				rec.Duration = time.Since(start)
+				s.finish(ctx, rec)
+				return errorResult(rateLimitedMessage(name, wait)), nil
+			}
+		}
 		caller := *c
 		opts := plugin.CallOptions{
 			CallID: store.NewID(),

@@ -121,6 +121,13 @@
 // client's cancellation (notifications/cancelled, or the request's HTTP
 // connection closing on 2026-07-28) cancels the plugin call.
 //
+// With Config.ToolCallsPerMinute set, each user has a token bucket
+// (Config.ToolCallBurst deep) shared by all their sessions; an allowed call
+// beyond it is a tool error ("echo: too many tool calls; retry after 3
+// seconds") with audit outcome "rate_limited", and the plugin is not
+// called. A plugin whose every instance is busy and whose queue is full or
+// too slow answers with the plugin host's "busy" error (outcome "busy").
+//
 // Every call and every denial produces one store.AuditRecord (time, user,
 // organization, client, plugin, tool, decision, outcome, error kind,
 // duration; never arguments or tokens), logged at once and appended to

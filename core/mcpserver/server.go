@@ -91,6 +91,18 @@ type Config struct {
 	// one user has open; opening one more closes that user's oldest.
 	// Default DefaultMaxSessionsPerUser.
 	MaxSessionsPerUser int
+	// ToolCallsPerMinute is how many tools/call requests one user (across
+	// all of their sessions and clients) may make a minute; beyond it a
+	// call is answered with a tool error saying when to retry, audited
+	// with outcome "rate_limited", and the plugin is not called. Zero (the
+	// default) or negative means no limit.
+	ToolCallsPerMinute int
+	// ToolCallBurst is how many calls a user may make at once before
+	// ToolCallsPerMinute paces them; default 1 when the limit is on.
+	ToolCallBurst int
+	// MaxRateLimitedUsers bounds the users whose call budget is tracked
+	// at once; default DefaultMaxRateLimitedUsers.
+	MaxRateLimitedUsers int
 
 	// Audit stores one record per call and per denial; nil logs them only.
 	Audit store.Audit
@@ -119,6 +131,7 @@ type Server struct {
 	mcp     *mcp.Server
 	metrics *metrics
 	audit   *auditor
+	limiter *userLimiter // nil without Config.ToolCallsPerMinute
 
 	syncMu sync.Mutex // serialises changes to the registered tools
 	tools  atomic.Pointer[toolset]
@@ -231,6 +244,10 @@ func New(cfg Config) (*Server, error) {
 		byUser:   map[string]map[*session]struct{}{},
 	}
 	s.audit = newAuditor(cfg.Audit, cfg.AuditRetention, cfg.Logger)
+	if cfg.MaxRateLimitedUsers <= 0 {
+		s.cfg.MaxRateLimitedUsers = DefaultMaxRateLimitedUsers
+	}
+	s.limiter = newUserLimiter(cfg.ToolCallsPerMinute, cfg.ToolCallBurst, s.cfg.MaxRateLimitedUsers, cfg.Now)
 	s.mcp = mcp.NewServer(&mcp.Implementation{Name: cfg.Name, Version: cfg.Version}, &mcp.ServerOptions{
 		Logger:       s.sdkLog,
 		Capabilities: &mcp.ServerCapabilities{Tools: &mcp.ToolCapabilities{ListChanged: true}},
