@@ -25,6 +25,12 @@ const (
 	DefaultStdioLimit = 16 << 10
 	// DefaultLogLimit caps the bytes of log lines a guest may write per call.
 	DefaultLogLimit = 64 << 10
+	// DefaultQueueTimeout is how long a call waits for a free instance of
+	// its plugin before it is answered "busy".
+	DefaultQueueTimeout = 10 * time.Second
+	// DefaultMaxQueue is how many calls may wait for a free instance of one
+	// plugin; one more is answered "busy" at once.
+	DefaultMaxQueue = 64
 )
 
 // Config configures a Host. The zero value of every field but CacheDir is a
@@ -75,6 +81,16 @@ type Config struct {
 	// LogLimit caps the log-line bytes a guest may write per call; default
 	// 64KiB.
 	LogLimit int
+	// QueueTimeout is how long a call waits for a free instance when all
+	// of its plugin's pool_size calls are running; past it the call fails
+	// with ErrKindBusy ("busy ...; try again"). The call's own timeout
+	// still applies when it is shorter. Default DefaultQueueTimeout.
+	QueueTimeout time.Duration
+	// MaxQueue is how many calls may wait for a free instance of one
+	// plugin; a call finding the queue full fails with ErrKindBusy at
+	// once, so a flood of calls cannot pile up goroutines and memory.
+	// Default DefaultMaxQueue; negative means no call waits.
+	MaxQueue int
 	// Interpreter runs plugins with wazero's interpreter instead of its
 	// compiler. Slower calls, faster cold load; for tools, not servers.
 	Interpreter bool
@@ -113,6 +129,15 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.LogLimit <= 0 {
 		c.LogLimit = DefaultLogLimit
+	}
+	if c.QueueTimeout <= 0 {
+		c.QueueTimeout = DefaultQueueTimeout
+	}
+	switch {
+	case c.MaxQueue == 0:
+		c.MaxQueue = DefaultMaxQueue
+	case c.MaxQueue < 0:
+		c.MaxQueue = 0
 	}
 	return c, nil
 }

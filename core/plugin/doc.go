@@ -22,7 +22,10 @@
 //
 // Host.Call runs one tool call on a warm instance of the plugin serving the
 // tool (or a fresh one with isolation = "per-call"). Any trap, timeout or
-// limit breach discards the instance; the next call gets a new one. Plugin
+// limit breach discards the instance; the next call gets a new one. At
+// most pool_size calls of one plugin run at once; the rest wait in a queue
+// bounded by Config.MaxQueue and Config.QueueTimeout, beyond which a call
+// fails at once with ErrKindBusy ("busy ...; try again"). Plugin
 // failures are returned as *Error with an ErrorKind, whose message is meant
 // for the client.
 //

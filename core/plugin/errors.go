@@ -32,6 +32,10 @@ const (
 	ErrKindBadOutput ErrorKind = "bad_output"
 	// ErrKindGuest: the guest reported an abi.Error; Code holds its code.
 	ErrKindGuest ErrorKind = "guest_error"
+	// ErrKindBusy: every instance of the plugin was in use and the call
+	// could not wait (the queue was full, or Config.QueueTimeout passed).
+	// The client may try again.
+	ErrKindBusy ErrorKind = "busy"
 	// ErrKindUnavailable: the host is closed or the plugin could not start
 	// a fresh instance.
 	ErrKindUnavailable ErrorKind = "unavailable"

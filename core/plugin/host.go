@@ -402,7 +402,13 @@ func (h *Host) Call(ctx context.Context, toolName string, args json.RawMessage, 
 	if err != nil {
 		kind := KindOf(err)
 		h.metrics.errors.WithLabelValues(p.src.name, toolName, string(kind)).Inc()
-		if kind != ErrKindGuest && kind != ErrKindCancelled {
+		switch kind {
+		case ErrKindGuest, ErrKindCancelled:
+		case ErrKindBusy:
+			// Counted above; a flood of calls must not become a flood of
+			// warnings.
+			p.log.Debug("plugin busy", "tool", toolName, "call_id", opts.CallID)
+		default:
 			p.log.Warn("plugin call failed", "tool", toolName, "call_id", opts.CallID, "kind", kind, "err", err)
 		}
 	}

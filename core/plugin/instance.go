@@ -199,13 +199,19 @@ func (inst *instance) readManifest(ctx context.Context) ([]byte, error) {
 	return bytes.Clone(b), nil
 }
 
+// errBusy is acquire's answer when no slot is free and the call cannot
+// wait for one.
+var errBusy = errors.New("every instance is in use")
+
 // acquire takes a call slot and an instance: an idle warm one, or a fresh
-// one. It waits for a slot until ctx is done.
+// one. Without a free slot it waits in the plugin's queue (see waitSlot).
 func (p *loadedPlugin) acquire(ctx context.Context) (*instance, error) {
 	select {
 	case p.sem <- struct{}{}:
-	case <-ctx.Done():
-		return nil, ctx.Err()
+	default:
+		if err := p.waitSlot(ctx); err != nil {
+			return nil, err
+		}
 	}
 	if p.isolation == IsolationPooled {
 		select {
@@ -220,6 +226,27 @@ func (p *loadedPlugin) acquire(ctx context.Context) (*instance, error) {
 		return nil, err
 	}
 	return inst, nil
+}
+
+// waitSlot waits for a call slot: errBusy when maxQueue calls are waiting
+// already or none frees up within queueTimeout, ctx's error when ctx ends
+// first.
+func (p *loadedPlugin) waitSlot(ctx context.Context) error {
+	if p.waiting.Add(1) > int64(p.maxQueue) {
+		p.waiting.Add(-1)
+		return errBusy
+	}
+	defer p.waiting.Add(-1)
+	t := time.NewTimer(p.queueTimeout)
+	defer t.Stop()
+	select {
+	case p.sem <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return errBusy
+	}
 }
 
 // release returns a healthy instance to the pool (or closes it) and frees
@@ -283,6 +310,9 @@ func (p *loadedPlugin) run(ctx context.Context, tool string, input []byte, opts 
 
 	inst, err := p.acquire(cctx)
 	if err != nil {
+		if errors.Is(err, errBusy) {
+			return fail(ErrKindBusy, err, "busy: %d of %d instances in use; try again", p.poolSize, p.poolSize)
+		}
 		if cctx.Err() != nil {
 			return ctxErr(err)
 		}

@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tetratelabs/wazero"
@@ -66,6 +67,10 @@ type loadedPlugin struct {
 
 	sem  chan struct{}  // one token per concurrent call
 	idle chan *instance // warm instances
+	// waiting counts calls waiting for a slot in sem, at most maxQueue.
+	waiting      atomic.Int64
+	maxQueue     int
+	queueTimeout time.Duration
 
 	// bg tracks replacement instances being started; closing stops new ones.
 	bgMu      sync.Mutex
@@ -165,6 +170,7 @@ func (h *Host) load(ctx context.Context, src source) (_ *loadedPlugin, err error
 	if p.poolSize == 0 {
 		p.poolSize = h.cfg.PoolSize
 	}
+	p.maxQueue, p.queueTimeout = h.cfg.MaxQueue, h.cfg.QueueTimeout
 	if p.limits.memory == 0 {
 		p.limits.memory = DefaultMemory
 	}
