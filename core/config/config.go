@@ -23,6 +23,7 @@ package config
 import (
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"path/filepath"
 	"strconv"
@@ -95,6 +96,13 @@ type ServerConfig struct {
 	// <store.dir>/admin.token. Empty disables the endpoint. The default is
 	// "127.0.0.1:8789".
 	AdminListen string `koanf:"admin_listen"`
+	// TrustedProxies lists the reverse proxies (CIDR prefixes such as
+	// "10.0.0.0/8", or single addresses) whose X-Forwarded-For header
+	// names the client address for the per-address rate limits. Empty (the
+	// default): the TCP peer is the client and X-Forwarded-For is ignored,
+	// so a client cannot pick its own address. See
+	// [Config.TrustedProxyPrefixes].
+	TrustedProxies []string `koanf:"trusted_proxies"`
 }
 
 // LogConfig configures the process's logs.
@@ -199,6 +207,15 @@ type AuthConfig struct {
 	// effect when public_url's host is itself loopback. The default is
 	// false.
 	CIMDAllowLoopback bool `koanf:"cimd_allow_loopback"`
+	// RateLimit is how many requests a minute one client address may make
+	// to each of /register, /authorize, /callback and /token before it is
+	// answered 429 with Retry-After, between 0 and 100000; 0 turns the
+	// per-address limit off. The default is 300.
+	RateLimit int `koanf:"rate_limit"`
+	// RateLimitBurst is how many of those requests one address may make at
+	// once before RateLimit paces it, between 1 and 10000. The default is
+	// 60.
+	RateLimitBurst int `koanf:"rate_limit_burst"`
 	// DevUsers are the users the development AuthKit's login page offers.
 	// They are ignored in production mode. The default is alice@example.com
 	// (role admin, permission image_generation) and bob@example.com (role
@@ -240,6 +257,15 @@ type PluginsConfig struct {
 	// CacheDir is where compiled plugins are cached between runs. Empty
 	// (the default) means <store.dir>/wasm-cache. See [Config.PluginCacheDir].
 	CacheDir string `koanf:"cache_dir"`
+	// MaxQueue is how many calls may wait for a free instance of one plugin
+	// once pool_size calls run; one more is answered at once with a tool
+	// error saying the plugin is busy, between 0 and 100000 (0: no call
+	// waits). The default is 64.
+	MaxQueue int `koanf:"max_queue"`
+	// QueueTimeout is how long a call waits for a free instance before it
+	// is answered busy, between 1ms and 10m (a tool's own timeout still
+	// applies when shorter). The default is 10s.
+	QueueTimeout time.Duration `koanf:"queue_timeout"`
 }
 
 // MCPConfig configures the MCP endpoint.
@@ -257,6 +283,15 @@ type MCPConfig struct {
 	// between 1 and 10000; opening one more closes that user's oldest. The
 	// default is 32.
 	MaxSessionsPerUser int `koanf:"max_sessions_per_user"`
+	// ToolCallsPerMinute is how many tools/call requests one user may make
+	// a minute across all their sessions, between 0 and 1000000; a call
+	// beyond it is a tool error saying when to retry (audit outcome
+	// "rate_limited"). 0 turns the limit off. The default is 600.
+	ToolCallsPerMinute int `koanf:"tool_calls_per_minute"`
+	// ToolCallBurst is how many calls one user may make at once before
+	// ToolCallsPerMinute paces them, between 1 and 100000. The default is
+	// 60.
+	ToolCallBurst int `koanf:"tool_call_burst"`
 	// AuditRetention is how long audit records (one per tool call and per
 	// denial) are kept, between 1h and 87600h (ten years). The default is
 	// "2160h" (90 days).
@@ -277,6 +312,7 @@ func Default() Config {
 			AllowedHosts:      []string{},
 			AllowedOrigins:    []string{},
 			AdminListen:       "127.0.0.1:8789",
+			TrustedProxies:    []string{},
 		},
 		Log: LogConfig{Level: "info", Format: "auto"},
 		Store: StoreConfig{
@@ -294,19 +330,25 @@ func Default() Config {
 			ClientTTL:       720 * time.Hour,
 			ConsentTTL:      720 * time.Hour,
 			TokenCacheTTL:   time.Minute,
+			RateLimit:       300,
+			RateLimitBurst:  60,
 			DevUsers: []DevUser{
 				{Email: "alice@example.com", FirstName: "Alice", LastName: "Example", Role: "admin", Permissions: []string{"image_generation"}, Organization: "Acme"},
 				{Email: "bob@example.com", FirstName: "Bob", LastName: "Example", Role: "member", Permissions: []string{}, Organization: "Acme"},
 			},
 		},
 		Plugins: PluginsConfig{
-			Config: "plugins.toml",
-			Dir:    "plugins/dist",
-			Watch:  true,
+			Config:       "plugins.toml",
+			Dir:          "plugins/dist",
+			Watch:        true,
+			MaxQueue:     64,
+			QueueTimeout: 10 * time.Second,
 		},
 		MCP: MCPConfig{
 			SessionIdleTimeout: 30 * time.Minute,
 			MaxSessionsPerUser: 32,
+			ToolCallsPerMinute: 600,
+			ToolCallBurst:      60,
 			AuditRetention:     90 * 24 * time.Hour,
 		},
 	}
@@ -352,6 +394,41 @@ func (c *Config) AllowedOrigins() []string {
 		return nil
 	}
 	return []string{strings.ToLower(u.Scheme + "://" + u.Host)}
+}
+
+// TrustedProxyPrefixes returns server.trusted_proxies as prefixes; a
+// single address is a prefix of its full length. Entries are validated at
+// load, so only a Config built by hand can hold one that does not parse,
+// which is skipped.
+func (c *Config) TrustedProxyPrefixes() []netip.Prefix {
+	var out []netip.Prefix
+	for _, s := range c.Server.TrustedProxies {
+		if p, err := parseProxy(s); err == nil {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// parseProxy reads a trusted proxy entry: a CIDR prefix or one address.
+func parseProxy(s string) (netip.Prefix, error) {
+	s = strings.TrimSpace(s)
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return netip.Prefix{}, fmt.Errorf("parse prefix: %w", err)
+		}
+		return p.Masked(), nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("parse address: %w", err)
+	}
+	if a.Zone() != "" {
+		return netip.Prefix{}, fmt.Errorf("address %q has a zone", s)
+	}
+	a = a.Unmap()
+	return netip.PrefixFrom(a, a.BitLen()), nil
 }
 
 // PluginCacheDir returns the effective compilation-cache directory:

@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -254,6 +255,22 @@ func TestErrors(t *testing.T) {
 			want: `config: FILE: log.level = {...}: must be a string`},
 		{name: "out of range", file: "[server]\nmax_header_bytes = 10\n",
 			want: `config: FILE: server.max_header_bytes = 10: must be between 4096 and 16777216 (16 MiB)`},
+		{name: "trusted proxy not an address", file: "[server]\ntrusted_proxies = [\"10.0.0.0/8\", \"proxy.internal\"]\n",
+			want: `config: FILE: server.trusted_proxies = "proxy.internal": each entry must be an IP address or a CIDR prefix, for example "10.0.0.0/8"`},
+		{name: "trusted proxy bad prefix", file: "[server]\ntrusted_proxies = [\"10.0.0.0/33\"]\n",
+			want: `config: FILE: server.trusted_proxies = "10.0.0.0/33": each entry must be an IP address or a CIDR prefix, for example "10.0.0.0/8"`},
+		{name: "negative rate limit", file: "[auth]\nrate_limit = -1\n",
+			want: `config: FILE: auth.rate_limit = -1: must be between 0 and 100000 requests a minute (0 turns the limit off)`},
+		{name: "zero burst", file: "[auth]\nrate_limit_burst = 0\n",
+			want: `config: FILE: auth.rate_limit_burst = 0: must be between 1 and 10000`},
+		{name: "queue too long", file: "[plugins]\nmax_queue = 100001\n",
+			want: `config: FILE: plugins.max_queue = 100001: must be between 0 and 100000 (0: no call waits)`},
+		{name: "queue timeout zero", file: "[plugins]\nqueue_timeout = \"0s\"\n",
+			want: `config: FILE: plugins.queue_timeout = "0s": must be between 1ms and 10m`},
+		{name: "negative tool call rate", file: "[mcp]\ntool_calls_per_minute = -5\n",
+			want: `config: FILE: mcp.tool_calls_per_minute = -5: must be between 0 and 1000000 (0 turns the limit off)`},
+		{name: "tool call burst too big", file: "[mcp]\ntool_call_burst = 100001\n",
+			want: `config: FILE: mcp.tool_call_burst = 100001: must be between 1 and 100000`},
 		{name: "duration out of range", file: "[auth]\ncode_ttl = \"1h\"\n",
 			want: `config: FILE: auth.code_ttl = "1h": must be between 10s and 10m`},
 		{name: "public url with query", file: "[server]\npublic_url = \"http://localhost:8788/?x=1\"\n",
@@ -406,6 +423,16 @@ func TestDerived(t *testing.T) {
 	}
 	if got, want := c.PluginCacheDir(), filepath.Join("data", "wasm-cache"); got != want {
 		t.Errorf("PluginCacheDir = %q, want %q", got, want)
+	}
+	if got := c.TrustedProxyPrefixes(); len(got) != 0 {
+		t.Errorf("default TrustedProxyPrefixes = %v, want none", got)
+	}
+	c.Server.TrustedProxies = []string{"10.1.2.3/8", "192.0.2.7", "::ffff:198.51.100.1", " 2001:db8::/32 ", "not-an-ip"}
+	if want, got := []netip.Prefix{
+		netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("192.0.2.7/32"),
+		netip.MustParsePrefix("198.51.100.1/32"), netip.MustParsePrefix("2001:db8::/32"),
+	}, c.TrustedProxyPrefixes(); !reflect.DeepEqual(want, got) {
+		t.Errorf("TrustedProxyPrefixes = %v, want %v", got, want)
 	}
 	c.Server.AllowedHosts = []string{"mcp.example.com"}
 	c.Plugins.CacheDir = "/var/cache/tg"

@@ -95,6 +95,11 @@ func (v *validator) server() error {
 			return v.fail("server.allowed_hosts", h, "each entry must be a host or host:port")
 		}
 	}
+	for _, p := range s.TrustedProxies {
+		if _, err := parseProxy(p); err != nil {
+			return v.fail("server.trusted_proxies", p, `each entry must be an IP address or a CIDR prefix, for example "10.0.0.0/8"`)
+		}
+	}
 	if s.AdminListen != "" {
 		host, port, err := net.SplitHostPort(s.AdminListen)
 		if err != nil {
@@ -246,6 +251,12 @@ func (v *validator) auth() error {
 			return err
 		}
 	}
+	if a.RateLimit < 0 || a.RateLimit > 100000 {
+		return v.fail("auth.rate_limit", a.RateLimit, "must be between 0 and 100000 requests a minute (0 turns the limit off)")
+	}
+	if a.RateLimitBurst < 1 || a.RateLimitBurst > 10000 {
+		return v.fail("auth.rate_limit_burst", a.RateLimitBurst, "must be between 1 and 10000")
+	}
 	if a.RefreshTokenTTL <= a.AccessTokenTTL {
 		return v.fail("auth.refresh_token_ttl", formatDuration(a.RefreshTokenTTL), fmt.Sprintf("must be longer than auth.access_token_ttl (%s)", formatDuration(a.AccessTokenTTL)))
 	}
@@ -297,6 +308,12 @@ func (v *validator) plugins() error {
 	if p.PoolSize < 0 || p.PoolSize > 1024 {
 		return v.fail("plugins.pool_size", p.PoolSize, "must be between 0 and 1024 (0 means GOMAXPROCS)")
 	}
+	if p.MaxQueue < 0 || p.MaxQueue > 100000 {
+		return v.fail("plugins.max_queue", p.MaxQueue, "must be between 0 and 100000 (0: no call waits)")
+	}
+	if err := v.durationRange("plugins.queue_timeout", p.QueueTimeout, time.Millisecond, 10*time.Minute); err != nil {
+		return err
+	}
 	return nil
 }
 
@@ -307,6 +324,12 @@ func (v *validator) mcp() error {
 	}
 	if m.MaxSessionsPerUser < 1 || m.MaxSessionsPerUser > 10000 {
 		return v.fail("mcp.max_sessions_per_user", m.MaxSessionsPerUser, "must be between 1 and 10000")
+	}
+	if m.ToolCallsPerMinute < 0 || m.ToolCallsPerMinute > 1000000 {
+		return v.fail("mcp.tool_calls_per_minute", m.ToolCallsPerMinute, "must be between 0 and 1000000 (0 turns the limit off)")
+	}
+	if m.ToolCallBurst < 1 || m.ToolCallBurst > 100000 {
+		return v.fail("mcp.tool_call_burst", m.ToolCallBurst, "must be between 1 and 100000")
 	}
 	return v.durationRange("mcp.audit_retention", m.AuditRetention, time.Hour, 87600*time.Hour)
 }

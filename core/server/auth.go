@@ -149,6 +149,9 @@ func setupAuth(cfg config.Config, st store.Store, mux *http.ServeMux, logger *sl
 			DisableRegistration: a.DisableRegistration,
 			DisableCIMD:         a.DisableCIMD,
 			CIMDAllowLoopback:   a.CIMDAllowLoopback,
+			IPRateLimit:         a.RateLimit,
+			IPRateBurst:         a.RateLimitBurst,
+			TrustedProxies:      cfg.TrustedProxyPrefixes(),
 		}, st, parts.upstream, logger.With("component", "auth"))
 		if err != nil {
 			return nil, err

@@ -27,6 +27,8 @@ func (s *Server) setupMCP() error {
 		MaxHeaderBytes:      s.cfg.Server.MaxHeaderBytes,
 		SessionIdleTimeout:  s.cfg.MCP.SessionIdleTimeout,
 		MaxSessionsPerUser:  s.cfg.MCP.MaxSessionsPerUser,
+		ToolCallsPerMinute:  s.cfg.MCP.ToolCallsPerMinute,
+		ToolCallBurst:       s.cfg.MCP.ToolCallBurst,
 		Audit:               s.store,
 		AuditRetention:      s.cfg.MCP.AuditRetention,
 		Registerer:          s.reg,

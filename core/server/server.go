@@ -159,14 +159,16 @@ func newServer(ctx context.Context, cfg config.Config, logger *slog.Logger, open
 	s.metrics = newHTTPMetrics(s.reg)
 	s.AddReadinessCheck("store", st.Ping)
 	host, err := plugin.New(ctx, plugin.Config{
-		CacheDir:    cfg.PluginCacheDir(),
-		PluginsFile: cfg.Plugins.Config,
-		DropInDir:   cfg.Plugins.Dir,
-		Watch:       cfg.Plugins.Watch,
-		PoolSize:    cfg.Plugins.PoolSize,
-		KV:          st,
-		Logger:      logger.With("component", "plugins"),
-		Registerer:  s.reg,
+		CacheDir:     cfg.PluginCacheDir(),
+		PluginsFile:  cfg.Plugins.Config,
+		DropInDir:    cfg.Plugins.Dir,
+		Watch:        cfg.Plugins.Watch,
+		PoolSize:     cfg.Plugins.PoolSize,
+		MaxQueue:     maxQueue(cfg.Plugins.MaxQueue),
+		QueueTimeout: cfg.Plugins.QueueTimeout,
+		KV:           st,
+		Logger:       logger.With("component", "plugins"),
+		Registerer:   s.reg,
 	})
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("load plugins: %w", err), st.Close())
@@ -385,4 +387,13 @@ func (s *Server) setAllowedHosts(hosts []string) {
 		m[normalizeHost(h)] = true
 	}
 	s.allowedHosts.Store(&m)
+}
+
+// maxQueue turns plugins.max_queue into plugin.Config.MaxQueue, where zero
+// means the default: the configured 0 ("no call waits") is negative there.
+func maxQueue(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
 }
