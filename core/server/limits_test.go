@@ -3,9 +3,11 @@ package server
 import (
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 )
 
 // The abuse-limit keys reach the sign-in endpoints: auth.rate_limit and
@@ -66,6 +68,51 @@ func TestRateLimitWiring(t *testing.T) {
 						t.Errorf("429 body %s, Retry-After %q", body, resp.Header.Get("Retry-After"))
 					}
 				}
+			}
+		})
+	}
+}
+
+// Slow clients: a connection that never finishes its headers is closed
+// after server.read_header_timeout, and an idle keep-alive connection
+// after server.idle_timeout. The server closes the socket on its own; the
+// test only waits for that, with a generous deadline.
+func TestSlowClientTimeouts(t *testing.T) {
+	tests := []struct {
+		name string
+		send string // what the client writes before going quiet
+		want string // a prefix of what the server answers before closing
+	}{
+		{"headers never finish", "GET /healthz HTTP/1.1\r\nHost: localhost\r\nX-Slow: ", ""},
+		{"idle keep-alive", "GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n", "HTTP/1.1 200"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := testConfig(t)
+			cfg.Server.ReadHeaderTimeout = time.Second
+			cfg.Server.IdleTimeout = time.Second
+			ts := startServer(t, cfg, nil)
+			conn, err := net.Dial("tcp", strings.TrimPrefix(ts.base, "http://"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			if _, err := io.WriteString(conn, tt.send); err != nil {
+				t.Fatal(err)
+			}
+			start := time.Now()
+			if err := conn.SetReadDeadline(start.Add(30 * time.Second)); err != nil {
+				t.Fatal(err)
+			}
+			got, err := io.ReadAll(conn) // returns when the server closes
+			if err != nil {
+				t.Fatalf("the server did not close the connection: %v (after %s)", err, time.Since(start))
+			}
+			if !strings.HasPrefix(string(got), tt.want) {
+				t.Errorf("answer %q, want prefix %q", got, tt.want)
+			}
+			if tt.want == "" && len(got) > 0 && !strings.HasPrefix(string(got), "HTTP/1.1 408") {
+				t.Errorf("unfinished headers answered %q, want nothing or 408", got)
 			}
 		})
 	}
