@@ -63,8 +63,20 @@ test: plugins tsclient-deps ## Build plugins and the TypeScript client, then run
 test-race: plugins tsclient-deps ## Run every test with the race detector
 	$(GO) test -race -timeout $(RACE_TIMEOUT) ./...
 
-bench: plugins ## Run every benchmark once
-	$(GO) test -run='^$$' -bench=. ./...
+# The benchmark harness's TypeScript peer, and extra flags for the harness,
+# e.g. make bench BENCH_ARGS="-duration 10s -rounds 3" (see go run ./bench -h).
+BENCH_PEER := bench/peer
+BENCH_ARGS ?=
+
+bench: plugins build ## Benchmark toolgate against the go-sdk floor and the TypeScript peer (bench/results/latest.md)
+	@command -v npm >/dev/null 2>&1 || { echo "bench: Node.js and npm are needed for the TypeScript peer"; exit 1; }
+	@stamp=$(BENCH_PEER)/node_modules/.package-lock.json; \
+	if [ ! -f $$stamp ] || [ $(BENCH_PEER)/package-lock.json -nt $$stamp ]; then \
+		echo "npm ci --no-audit --no-fund --prefix $(BENCH_PEER)"; \
+		npm ci --no-audit --no-fund --prefix $(BENCH_PEER) && touch $$stamp || exit 1; \
+	fi
+	$(GO) build -o bin/bench ./bench
+	./bin/bench $(BENCH_ARGS)
 
 fuzz: ## Run each fuzz target for FUZZTIME (default 10s)
 	@set -e; for pkg in $$($(GO) list ./...); do \

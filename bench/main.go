@@ -1,0 +1,414 @@
+// Command bench is toolgate's benchmark harness, run by "make bench". It
+// measures, on one machine in one go, three MCP servers answering the same
+// tools/call add over streamable HTTP:
+//
+//   - floor: a go-sdk v1.8.0 server with a native Go add tool, stateless
+//     with JSON responses, no authentication (this program started again
+//     with -serve-floor, so it has a process of its own);
+//   - toolgate: "toolgate serve" in development mode with the add plugin,
+//     a bearer token obtained through its OAuth flow, the permission gate
+//     and audit on: the production path;
+//   - peer: the same tool on the official TypeScript MCP SDK with its
+//     bearer-auth middleware (bench/peer, Node).
+//
+// A Go load generator drives each at fixed concurrencies with keep-alive
+// connections, after a warm-up, for a fixed duration, in interleaved
+// rounds (the order of the systems rotates), and checks every answer's
+// sum. It also measures toolgate's start to ready with the three
+// reference plugins (empty compilation cache, then from the cache),
+// drop-in to listed, resident memory, generateImage latency, and runs the
+// bearer verification and plugin call Go benchmarks. The results go to a
+// Markdown file; the last line printed is
+//
+//	bench: floor_ratio=<toolgate/floor throughput> peer_ratio=<toolgate/peer throughput> p99_ratio=<toolgate/floor p99>
+//
+// at the highest concurrency.
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// options are the harness's flags.
+type options struct {
+	toolgate   string        // the toolgate binary
+	plugins    string        // folder with add.wasm, whoami.wasm, generateimage.wasm
+	peer       string        // the Node peer's folder (npm ci done)
+	node       string        // the node binary
+	out        string        // the Markdown results file
+	root       string        // the module root, for go test
+	levels     []int         // concurrencies
+	warmup     time.Duration // warm-up before each measured run
+	duration   time.Duration // each measured run
+	rounds     int           // interleaved rounds
+	imageCalls int           // generateImage calls per step count
+	goBench    bool          // run the Go benchmarks
+}
+
+func main() {
+	if len(os.Args) == 2 && os.Args[1] == "-serve-floor" {
+		if err := serveFloor(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		return
+	}
+	var o options
+	levels := "1,8,64"
+	flag.StringVar(&o.toolgate, "toolgate", "bin/toolgate", "the toolgate binary")
+	flag.StringVar(&o.plugins, "plugins", "plugins/dist", "folder holding add.wasm, whoami.wasm and generateimage.wasm")
+	flag.StringVar(&o.peer, "peer", "bench/peer", "the TypeScript peer's folder, with node_modules installed")
+	flag.StringVar(&o.node, "node", "node", "the node binary")
+	flag.StringVar(&o.out, "out", "bench/results/latest.md", "the Markdown results file")
+	flag.StringVar(&o.root, "root", ".", "the module root, where the Go benchmarks run")
+	flag.StringVar(&levels, "concurrency", levels, "comma-separated client counts")
+	flag.DurationVar(&o.warmup, "warmup", 2*time.Second, "warm-up before each measured run")
+	flag.DurationVar(&o.duration, "duration", 5*time.Second, "each measured run")
+	flag.IntVar(&o.rounds, "rounds", 2, "interleaved rounds")
+	flag.IntVar(&o.imageCalls, "image-calls", 5, "generateImage calls per step count")
+	flag.BoolVar(&o.goBench, "go-bench", true, "also run the bearer verification and plugin call Go benchmarks")
+	flag.Parse()
+	var err error
+	if o.levels, err = parseLevels(levels); err != nil || o.rounds < 1 || o.duration <= 0 || o.imageCalls < 1 {
+		fmt.Fprintf(os.Stderr, "bench: bad flags (concurrency %q, rounds %d, duration %s, image-calls %d)\n", levels, o.rounds, o.duration, o.imageCalls)
+		os.Exit(2)
+	}
+	for _, p := range []*string{&o.toolgate, &o.plugins, &o.peer, &o.out, &o.root} {
+		if *p, err = filepath.Abs(*p); err != nil {
+			fmt.Fprintf(os.Stderr, "bench: %v\n", err)
+			os.Exit(2)
+		}
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err = runBench(ctx, o)
+	stop()
+	stopAll()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+// parseLevels parses "1,8,64".
+func parseLevels(s string) ([]int, error) {
+	var out []int
+	for f := range strings.SplitSeq(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("bad concurrency %q", f)
+		}
+		out = append(out, n)
+	}
+	if len(out) == 0 {
+		return nil, errors.New("no concurrency")
+	}
+	return out, nil
+}
+
+// results is everything measured, for the report.
+type results struct {
+	date     time.Time
+	cpu      string
+	cores    int
+	goVer    string
+	nodeVer  string
+	opts     options
+	systems  []string
+	load     map[string]map[int]stats // system → concurrency → stats
+	idleRSS  map[string]int64         // system → VmRSS before the load
+	extras   []extra
+	warnings []string
+}
+
+// extra is one measurement outside the load table.
+type extra struct {
+	what, value, target string
+}
+
+func runBench(ctx context.Context, o options) error {
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	res := &results{date: time.Now().UTC(), cpu: cpuModel(), cores: runtime.NumCPU(), goVer: runtime.Version(), opts: o,
+		systems: []string{"floor", "toolgate", "peer"}, load: map[string]map[int]stats{}, idleRSS: map[string]int64{}}
+	if v, err := exec.Command(o.node, "--version").Output(); err == nil {
+		res.nodeVer = strings.TrimSpace(string(v))
+	}
+	tmp, err := os.MkdirTemp("", "toolgate-bench-")
+	if err != nil {
+		return fmt.Errorf("temp dir: %w", err)
+	}
+	defer os.RemoveAll(tmp)
+	client := newLoadClient(4)
+	defer client.CloseIdleConnections()
+
+	// Start to ready with the three reference plugins, memory, generateImage.
+	data := filepath.Join(tmp, "data")
+	three := filepath.Join(tmp, "plugins3")
+	threeConfig := filepath.Join(tmp, "plugins3.toml")
+	if err := os.Mkdir(three, 0o755); err != nil {
+		return fmt.Errorf("plugins folder: %w", err)
+	}
+	for _, name := range []string{"add.wasm", "whoami.wasm", "generateimage.wasm"} {
+		if err := copyFile(filepath.Join(o.plugins, name), filepath.Join(three, name)); err != nil {
+			return err
+		}
+	}
+	if err := os.WriteFile(threeConfig, []byte(threePluginsConfig), 0o644); err != nil {
+		return fmt.Errorf("plugins file: %w", err)
+	}
+	log.Info("toolgate with three plugins, empty compilation cache")
+	if err := threePlugins(ctx, client, res, o, data, three, threeConfig); err != nil {
+		return err
+	}
+
+	// The load: toolgate gets add by drop-in into an empty folder.
+	drop := filepath.Join(tmp, "dropin")
+	dropConfig := filepath.Join(tmp, "plugins.toml")
+	if err := os.Mkdir(drop, 0o755); err != nil {
+		return fmt.Errorf("drop-in folder: %w", err)
+	}
+	if err := os.WriteFile(dropConfig, nil, 0o644); err != nil {
+		return fmt.Errorf("plugins file: %w", err)
+	}
+	tg, err := startToolgate(ctx, o.toolgate, data, drop, dropConfig)
+	if err != nil {
+		return err
+	}
+	defer tg.stop()
+	token, err := signIn(ctx, tg.public, "alice@example.com")
+	if err != nil {
+		return fmt.Errorf("sign in: %w", err)
+	}
+	d, err := dropIn(ctx, client, filepath.Join(o.plugins, "add.wasm"), drop, tg.public+"/mcp", token, "add")
+	if err != nil {
+		return err
+	}
+	res.extras = append(res.extras, extra{"drop-in to listed (add.wasm into the watched folder until tools/list shows add; compilation cache warm)", ms(d), "< 2 s"})
+
+	floor, floorAddr, err := startProc(ctx, "floor", exec.Command(selfPath(), "-serve-floor"), false, time.Minute, prefixed("listening "))
+	if err != nil {
+		return err
+	}
+	defer floor.stop()
+	peerToken := rand.Text()
+	peerCmd := exec.Command(o.node, "server.mjs")
+	peerCmd.Dir = o.peer
+	peerCmd.Env = append(os.Environ(), "PEER_TOKEN="+peerToken)
+	peer, peerPort, err := startProc(ctx, "peer", peerCmd, false, time.Minute, prefixed("listening "))
+	if err != nil {
+		return err
+	}
+	defer peer.stop()
+
+	systems := map[string]system{
+		"floor":    {name: "floor", url: "http://" + floorAddr + "/mcp", pid: floor.cmd.Process.Pid},
+		"toolgate": {name: "toolgate", url: tg.public + "/mcp", token: token, pid: tg.cmd.Process.Pid},
+		"peer":     {name: "peer", url: "http://127.0.0.1:" + peerPort + "/mcp", token: peerToken, pid: peer.cmd.Process.Pid},
+	}
+	var seq atomic.Int64
+	for _, name := range res.systems {
+		s := systems[name]
+		id := seq.Add(1)
+		if err := call(ctx, client, s, id, 40, 2); err != nil {
+			return fmt.Errorf("%s answers add wrongly: %w", name, err)
+		}
+		if v, err := rss(s.pid); err == nil {
+			res.idleRSS[name] = v
+		}
+	}
+	runs := map[string]map[int][]run{}
+	for _, name := range res.systems {
+		runs[name] = map[int][]run{}
+	}
+	for round := range o.rounds {
+		for li, level := range o.levels {
+			lc := newLoadClient(level)
+			for k := range res.systems {
+				name := res.systems[(k+round+li)%len(res.systems)]
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				r := load(ctx, lc, systems[name], level, o.warmup, o.duration, &seq)
+				log.Info("run", "round", round+1, "system", name, "clients", level, "req/s", fmt.Sprintf("%.0f", r.throughput()), "errors", r.errs)
+				runs[name][level] = append(runs[name][level], r)
+			}
+			lc.CloseIdleConnections()
+		}
+	}
+	for name, byLevel := range runs {
+		res.load[name] = map[int]stats{}
+		for level, rs := range byLevel {
+			res.load[name][level] = summarize(rs)
+		}
+	}
+	tg.stop()
+	floor.stop()
+	peer.stop()
+
+	if o.goBench {
+		log.Info("go benchmarks")
+		goBenchmarks(ctx, res, o)
+	}
+	if err := writeReport(o.out, res); err != nil {
+		return err
+	}
+	top := o.levels[len(o.levels)-1]
+	t, f, p := res.load["toolgate"][top], res.load["floor"][top], res.load["peer"][top]
+	fmt.Printf("bench: floor_ratio=%.2f peer_ratio=%.2f p99_ratio=%.2f\n", ratio(t.throughput, f.throughput), ratio(t.throughput, p.throughput), ratio(float64(t.p99), float64(f.p99)))
+	return nil
+}
+
+// threePlugins starts toolgate with the three reference plugins twice on
+// one data directory: first with an empty compilation cache, then from
+// the cache; it measures start to ready, resident memory and
+// generateImage.
+func threePlugins(ctx context.Context, client *http.Client, res *results, o options, data, dir, config string) error {
+	cold, err := startToolgate(ctx, o.toolgate, data, dir, config)
+	if err != nil {
+		return err
+	}
+	defer cold.stop()
+	res.extras = append(res.extras, extra{"start to ready, three plugins, empty compilation cache (process start until /readyz is 200)", ms(cold.ready), ""})
+	url := cold.public + "/mcp"
+	if v, err := rss(cold.cmd.Process.Pid); err == nil {
+		res.extras = append(res.extras, extra{"resident memory after ready, three plugins, before any call", mib(v), ""})
+	}
+	token, err := signIn(ctx, cold.public, "alice@example.com")
+	if err != nil {
+		return fmt.Errorf("sign in: %w", err)
+	}
+	tools, err := listTools(ctx, client, url, token)
+	if err != nil {
+		return err
+	}
+	for _, want := range []string{"add", "whoami", "generateImage"} {
+		if !slices.Contains(tools, want) {
+			return fmt.Errorf("toolgate with three plugins lists %v, without %s", tools, want)
+		}
+	}
+	if err := call(ctx, client, system{url: url, token: token}, 2, 40, 2); err != nil {
+		return fmt.Errorf("add: %w", err)
+	}
+	if r, err := rpc(ctx, client, url, token, 3, "tools/call", map[string]any{"name": "whoami", "arguments": map[string]any{}}); err != nil {
+		return err
+	} else if _, err := toolText(r); err != nil {
+		return fmt.Errorf("whoami: %w", err)
+	}
+	id := int64(10)
+	for _, steps := range []int{4, 8} {
+		var lat []float64
+		for range o.imageCalls {
+			id++
+			d, err := generateImage(ctx, client, url, token, id, steps)
+			if err != nil {
+				return err
+			}
+			lat = append(lat, float64(d))
+		}
+		res.extras = append(res.extras, extra{fmt.Sprintf("generateImage (procedural backend), steps %d, median of %d calls through /mcp", steps, o.imageCalls), ms(time.Duration(median(lat))), ""})
+	}
+	if v, err := rss(cold.cmd.Process.Pid); err == nil {
+		res.extras = append(res.extras, extra{"resident memory idle, three plugins warm (after calls to each)", mib(v), "≤ 150 MiB"})
+	}
+	cold.stop()
+	warm, err := startToolgate(ctx, o.toolgate, data, dir, config)
+	if err != nil {
+		return err
+	}
+	defer warm.stop()
+	res.extras = append(res.extras, extra{"start to ready, three plugins, from the compilation cache", ms(warm.ready), "< 1 s"})
+	warm.stop()
+	return nil
+}
+
+// goBenchmarks runs the bearer verification and plugin call benchmarks;
+// a failure is a warning in the report, not the end of the run.
+func goBenchmarks(ctx context.Context, res *results, o options) {
+	if lines, err := goBench(ctx, o.root, "go", "./core/auth/", "^BenchmarkVerifyBearerCached$", "-cpu", "1"); err != nil {
+		res.warnings = append(res.warnings, err.Error())
+	} else {
+		for _, l := range lines {
+			if ns := l.metrics["ns/op"]; ns > 0 {
+				res.extras = append(res.extras, extra{"bearer verification from the cache, one core (" + l.name + ")", fmt.Sprintf("%.0f/s (%.0f ns/op)", 1e9/ns, ns), "≥ 200,000/s"})
+			}
+		}
+	}
+	if lines, err := goBench(ctx, o.root, "go", "./core/plugin/", "^BenchmarkCall$", "-benchtime", "1s"); err != nil {
+		res.warnings = append(res.warnings, err.Error())
+	} else {
+		for _, l := range lines {
+			v := fmt.Sprintf("%.2f µs/op", l.metrics["ns/op"]/1e3)
+			if p50, ok := l.metrics["p50-µs"]; ok {
+				v += fmt.Sprintf(", p50 %.2f µs, p99 %.2f µs", p50, l.metrics["p99-µs"])
+			}
+			res.extras = append(res.extras, extra{"plugin warm call in process: " + l.name, v, ""})
+		}
+	}
+}
+
+// prefixed recognizes a line "<prefix>VALUE" and returns VALUE.
+func prefixed(prefix string) func(string) (string, bool) {
+	return func(line string) (string, bool) {
+		v, ok := strings.CutPrefix(line, prefix)
+		v = strings.TrimSpace(v)
+		if !ok || v == "" {
+			return "", false
+		}
+		return v, true
+	}
+}
+
+// selfPath is this program's executable.
+func selfPath() string {
+	p, err := os.Executable()
+	if err != nil {
+		return os.Args[0]
+	}
+	return p
+}
+
+// cpuModel is the first "model name" of /proc/cpuinfo.
+func cpuModel() string {
+	data, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		return "unknown"
+	}
+	for line := range strings.Lines(string(data)) {
+		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "unknown"
+}
+
+// ratio is a/b, or 0 when b is 0.
+func ratio(a, b float64) float64 {
+	if b == 0 {
+		return 0
+	}
+	return a / b
+}
+
+func ms(d time.Duration) string {
+	return fmt.Sprintf("%.1f ms", float64(d)/float64(time.Millisecond))
+}
+
+func mib(b int64) string {
+	return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20))
+}
