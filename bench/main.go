@@ -81,7 +81,7 @@ func main() {
 	flag.StringVar(&levels, "concurrency", levels, "comma-separated client counts")
 	flag.DurationVar(&o.warmup, "warmup", 2*time.Second, "warm-up before each measured run")
 	flag.DurationVar(&o.duration, "duration", 5*time.Second, "each measured run")
-	flag.IntVar(&o.rounds, "rounds", 2, "interleaved rounds")
+	flag.IntVar(&o.rounds, "rounds", 3, "interleaved rounds")
 	flag.IntVar(&o.imageCalls, "image-calls", 5, "generateImage calls per step count")
 	flag.BoolVar(&o.goBench, "go-bench", true, "also run the bearer verification and plugin call Go benchmarks")
 	flag.Parse()
@@ -174,6 +174,10 @@ func runBench(ctx context.Context, o options) error {
 	}
 	log.Info("toolgate with three plugins, empty compilation cache")
 	if err := threePlugins(ctx, client, res, o, data, three, threeConfig); err != nil {
+		return err
+	}
+
+	if err := instanceMemory(ctx, res, o, data, tmp); err != nil {
 		return err
 	}
 
@@ -279,17 +283,34 @@ func runBench(ctx context.Context, o options) error {
 // the cache; it measures start to ready, resident memory and
 // generateImage.
 func threePlugins(ctx context.Context, client *http.Client, res *results, o options, data, dir, config string) error {
-	cold, err := startToolgate(ctx, o.toolgate, data, dir, config)
-	if err != nil {
-		return err
+	for _, cache := range []string{"empty compilation cache", "from the compilation cache"} {
+		tg, err := startToolgate(ctx, o.toolgate, data, dir, config)
+		if err != nil {
+			return err
+		}
+		err = exercise(ctx, client, res, o, tg, cache, cache == "empty compilation cache")
+		tg.stop()
+		if err != nil {
+			return err
+		}
 	}
-	defer cold.stop()
-	res.extras = append(res.extras, extra{"start to ready, three plugins, empty compilation cache (process start until /readyz is 200)", ms(cold.ready), ""})
-	url := cold.public + "/mcp"
-	if v, err := rss(cold.cmd.Process.Pid); err == nil {
-		res.extras = append(res.extras, extra{"resident memory after ready, three plugins, before any call", mib(v), ""})
+	return nil
+}
+
+// exercise measures one start of toolgate with the three plugins: start
+// to ready, resident memory before and after a call of each tool, and,
+// with images, generateImage latency.
+func exercise(ctx context.Context, client *http.Client, res *results, o options, tg *toolgateServer, cache string, images bool) error {
+	target := ""
+	if cache != "empty compilation cache" {
+		target = "< 1 s"
 	}
-	token, err := signIn(ctx, cold.public, "alice@example.com")
+	res.extras = append(res.extras, extra{"start to ready, three plugins, " + cache + " (process start until /readyz is 200)", ms(tg.ready), target})
+	url := tg.public + "/mcp"
+	if v, err := rss(tg.cmd.Process.Pid); err == nil {
+		res.extras = append(res.extras, extra{"resident memory after ready, three plugins, before any call, " + cache, mib(v), ""})
+	}
+	token, err := signIn(ctx, tg.public, "alice@example.com")
 	if err != nil {
 		return fmt.Errorf("sign in: %w", err)
 	}
@@ -320,20 +341,64 @@ func threePlugins(ctx context.Context, client *http.Client, res *results, o opti
 				return err
 			}
 			lat = append(lat, float64(d))
+			if !images {
+				break
+			}
 		}
-		res.extras = append(res.extras, extra{fmt.Sprintf("generateImage (procedural backend), steps %d, median of %d calls through /mcp", steps, o.imageCalls), ms(time.Duration(median(lat))), ""})
+		if images {
+			res.extras = append(res.extras, extra{fmt.Sprintf("generateImage (procedural backend), steps %d, median of %d calls through /mcp", steps, o.imageCalls), ms(time.Duration(median(lat))), ""})
+		}
 	}
-	if v, err := rss(cold.cmd.Process.Pid); err == nil {
-		res.extras = append(res.extras, extra{"resident memory idle, three plugins warm (after calls to each)", mib(v), "≤ 150 MiB"})
+	if v, err := rss(tg.cmd.Process.Pid); err == nil {
+		res.extras = append(res.extras, extra{"resident memory idle, three plugins warm (after calls to each), " + cache, mib(v), "≤ 150 MiB"})
 	}
-	cold.stop()
-	warm, err := startToolgate(ctx, o.toolgate, data, dir, config)
-	if err != nil {
-		return err
+	return nil
+}
+
+// instanceMemory starts toolgate with add alone, once with a pool of one
+// warm instance and once with a pool of five, drives enough concurrent
+// calls to warm every instance, and reports the difference in resident
+// memory per instance.
+func instanceMemory(ctx context.Context, res *results, o options, data, tmp string) error {
+	const small, large = 1, 5
+	var sizes [2]int64
+	for i, pool := range []int{small, large} {
+		dir := filepath.Join(tmp, fmt.Sprintf("pool%d", pool))
+		config := dir + ".toml"
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			return fmt.Errorf("plugins folder: %w", err)
+		}
+		if err := copyFile(filepath.Join(o.plugins, "add.wasm"), filepath.Join(dir, "add.wasm")); err != nil {
+			return err
+		}
+		if err := os.WriteFile(config, fmt.Appendf(nil, "drop_in = \"deny\"\n\n[plugins.add]\npool_size = %d\n", pool), 0o644); err != nil {
+			return fmt.Errorf("plugins file: %w", err)
+		}
+		tg, err := startToolgate(ctx, o.toolgate, data, dir, config)
+		if err != nil {
+			return err
+		}
+		token, err := signIn(ctx, tg.public, "alice@example.com")
+		if err != nil {
+			tg.stop()
+			return fmt.Errorf("sign in: %w", err)
+		}
+		lc := newLoadClient(4 * large)
+		var seq atomic.Int64
+		r := load(ctx, lc, system{url: tg.public + "/mcp", token: token, pid: tg.cmd.Process.Pid}, 4*large, 0, time.Second, &seq)
+		lc.CloseIdleConnections()
+		v, rerr := rss(tg.cmd.Process.Pid)
+		tg.stop()
+		if r.errs > 0 {
+			return fmt.Errorf("warming %d add instances: %d errors (first: %w)", pool, r.errs, r.firstErr)
+		}
+		if rerr != nil {
+			return rerr
+		}
+		sizes[i] = v
 	}
-	defer warm.stop()
-	res.extras = append(res.extras, extra{"start to ready, three plugins, from the compilation cache", ms(warm.ready), "< 1 s"})
-	warm.stop()
+	res.extras = append(res.extras, extra{fmt.Sprintf("resident memory per warm add instance ((pool of %d − pool of %d) / %d, after %d concurrent callers for 1 s)", large, small, large-small, 4*large),
+		mib((sizes[1] - sizes[0]) / (large - small)), ""})
 	return nil
 }
 
