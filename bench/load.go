@@ -15,7 +15,7 @@ type system struct {
 	name  string // floor, toolgate or peer
 	url   string // the MCP endpoint
 	token string // bearer token; empty for none
-	pid   int    // the server process, for its resident memory
+	pid   int    // the server process, for its resident memory and CPU time
 }
 
 // run is what one load run at one concurrency measured.
@@ -26,6 +26,7 @@ type run struct {
 	elapsed  time.Duration   // measured wall time
 	lat      []time.Duration // latency of every verified answer
 	peakRSS  int64           // the server's largest VmRSS seen, in bytes
+	cpu      time.Duration   // the server's CPU time during the measured run
 }
 
 // throughput is verified answers per second.
@@ -73,9 +74,14 @@ func load(ctx context.Context, client *http.Client, s system, conc int, warmup, 
 			}
 		}
 	}()
+	cpu0, err0 := cpuTime(s.pid)
 	r := phase(ctx, client, s, conc, dur, seq, true)
+	cpu1, err1 := cpuTime(s.pid)
 	close(stop)
 	r.peakRSS = <-peak
+	if err0 == nil && err1 == nil {
+		r.cpu = cpu1 - cpu0
+	}
 	return r
 }
 
@@ -163,6 +169,7 @@ type stats struct {
 	ok, errs      int
 	firstErr      error
 	peakRSS       int64
+	cpuPerCall    time.Duration // the server's CPU time per verified answer
 }
 
 // summarize merges the rounds of one system at one concurrency: the
@@ -171,7 +178,9 @@ func summarize(runs []run) stats {
 	var s stats
 	var lat []time.Duration
 	var tps []float64
+	var cpu time.Duration
 	for _, r := range runs {
+		cpu += r.cpu
 		s.ok += r.ok
 		s.errs += r.errs
 		if s.firstErr == nil {
@@ -184,6 +193,9 @@ func summarize(runs []run) stats {
 	slices.Sort(lat)
 	s.p50, s.p90, s.p99 = percentile(lat, 50), percentile(lat, 90), percentile(lat, 99)
 	s.throughput = median(tps)
+	if s.ok > 0 {
+		s.cpuPerCall = cpu / time.Duration(s.ok)
+	}
 	return s
 }
 

@@ -50,9 +50,9 @@ func TestPercentile(t *testing.T) {
 func TestSummarize(t *testing.T) {
 	boom := errors.New("boom")
 	runs := []run{
-		{ok: 100, elapsed: time.Second, lat: []time.Duration{3, 1}, peakRSS: 10},
+		{ok: 100, elapsed: time.Second, lat: []time.Duration{3, 1}, peakRSS: 10, cpu: 500 * time.Millisecond},
 		{ok: 300, errs: 2, firstErr: boom, elapsed: time.Second, lat: []time.Duration{2}, peakRSS: 30},
-		{ok: 400, elapsed: 2 * time.Second, lat: []time.Duration{4}, peakRSS: 20},
+		{ok: 400, elapsed: 2 * time.Second, lat: []time.Duration{4}, peakRSS: 20, cpu: 300 * time.Millisecond},
 	}
 	s := summarize(runs)
 	if s.throughput != 200 { // rounds of 100, 300 and 200 per second
@@ -60,6 +60,9 @@ func TestSummarize(t *testing.T) {
 	}
 	if s.ok != 800 || s.errs != 2 || !errors.Is(s.firstErr, boom) || s.peakRSS != 30 {
 		t.Errorf("summary = %+v, want 800 ok, 2 errors (boom), peak 30", s)
+	}
+	if s.cpuPerCall != time.Millisecond {
+		t.Errorf("CPU per call = %v, want 800 ms over 800 answers", s.cpuPerCall)
 	}
 	if s.p50 != 2 || s.p99 != 4 {
 		t.Errorf("p50, p99 = %v, %v, want 2, 4 over every latency", s.p50, s.p99)

@@ -124,6 +124,42 @@ func rss(pid int) (int64, error) {
 	return parseVmRSS(data)
 }
 
+// clockTick is the unit of the CPU times in /proc/<pid>/stat (USER_HZ,
+// 100 on every Linux architecture Go supports).
+const clockTick = 10 * time.Millisecond
+
+// cpuTime is the CPU time (user and system) process pid has used.
+func cpuTime(pid int) (time.Duration, error) {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, fmt.Errorf("read process stat: %w", err)
+	}
+	return parseStatCPU(data)
+}
+
+// parseStatCPU returns utime + stime of a /proc/<pid>/stat line. The
+// command name in parentheses may hold spaces and parentheses, so the
+// fields are counted from its last ')'.
+func parseStatCPU(stat []byte) (time.Duration, error) {
+	i := bytes.LastIndexByte(stat, ')')
+	if i < 0 {
+		return 0, errors.New("unexpected process stat: no command name")
+	}
+	f := strings.Fields(string(stat[i+1:]))
+	if len(f) < 13 {
+		return 0, errors.New("unexpected process stat: too few fields")
+	}
+	var ticks int64
+	for _, v := range f[11:13] { // utime, stime: fields 14 and 15
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 {
+			return 0, fmt.Errorf("unexpected process stat CPU time %q", v)
+		}
+		ticks += n
+	}
+	return time.Duration(ticks) * clockTick, nil
+}
+
 // parseVmRSS finds the VmRSS line of a /proc/<pid>/status file.
 func parseVmRSS(status []byte) (int64, error) {
 	for line := range bytes.Lines(status) {

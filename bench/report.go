@@ -18,11 +18,11 @@ func writeReport(path string, r *results) error {
 	fmt.Fprintf(&b, "- Go: %s; Node: %s\n", r.goVer, orUnknown(r.nodeVer))
 	fmt.Fprintf(&b, "- Load: tools/call add over streamable HTTP (POST, Mcp-Protocol-Version %s, no session), keep-alive, %s warm-up and %s measured per run, %d interleaved rounds (system order rotates), every answer's sum checked. Throughput is the median round; percentiles are over every call of every round.\n", protocolVersion, o.warmup, o.duration, o.rounds)
 	fmt.Fprintf(&b, "- floor: go-sdk v1.8.0, native Go tool, stateless + JSON responses, no auth. toolgate: `toolgate serve` (development mode), add plugin, bearer token from its OAuth flow, gate and audit on, the per-user tool call rate limit off (`TOOLGATE_MCP_TOOL_CALLS_PER_MINUTE=0`: one user drives all the load). peer: TypeScript SDK 1.32.2 with requireBearerAuth (static verifier), stateless, JSON responses, Express.\n\n")
-	fmt.Fprintf(&b, "| clients | system | req/s | p50 | p90 | p99 | errors | RSS idle | RSS peak under load |\n|---:|---|---:|---:|---:|---:|---:|---:|---:|\n")
+	fmt.Fprintf(&b, "| clients | system | req/s | p50 | p90 | p99 | errors | server CPU per call | RSS idle | RSS peak under load |\n|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, level := range o.levels {
 		for _, name := range r.systems {
 			s := r.load[name][level]
-			fmt.Fprintf(&b, "| %d | %s | %.0f | %s | %s | %s | %d | %s | %s |\n", level, name, s.throughput, msPrec(s.p50), msPrec(s.p90), msPrec(s.p99), s.errs, mib(r.idleRSS[name]), mib(s.peakRSS))
+			fmt.Fprintf(&b, "| %d | %s | %.0f | %s | %s | %s | %d | %.0f µs | %s | %s |\n", level, name, s.throughput, msPrec(s.p50), msPrec(s.p90), msPrec(s.p99), s.errs, float64(s.cpuPerCall)/float64(time.Microsecond), mib(r.idleRSS[name]), mib(s.peakRSS))
 		}
 	}
 	fmt.Fprintf(&b, "\n| clients | toolgate/floor throughput | toolgate/peer throughput | toolgate/floor p99 |\n|---:|---:|---:|---:|\n")
