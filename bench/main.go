@@ -60,6 +60,7 @@ type options struct {
 	rounds     int           // interleaved rounds
 	imageCalls int           // generateImage calls per step count
 	goBench    bool          // run the Go benchmarks
+	env        []string      // extra KEY=VALUE settings for toolgate, for experiments
 }
 
 func main() {
@@ -84,6 +85,13 @@ func main() {
 	flag.IntVar(&o.rounds, "rounds", 3, "interleaved rounds")
 	flag.IntVar(&o.imageCalls, "image-calls", 5, "generateImage calls per step count")
 	flag.BoolVar(&o.goBench, "go-bench", true, "also run the bearer verification and plugin call Go benchmarks")
+	flag.Func("toolgate-env", "extra `KEY=VALUE` in toolgate's environment, e.g. TOOLGATE_STORE_SYNC_WRITES=false (repeatable)", func(v string) error {
+		if k, _, ok := strings.Cut(v, "="); !ok || k == "" {
+			return errors.New("want KEY=VALUE")
+		}
+		o.env = append(o.env, v)
+		return nil
+	})
 	flag.Parse()
 	var err error
 	if o.levels, err = parseLevels(levels); err != nil || o.rounds < 1 || o.duration <= 0 || o.imageCalls < 1 {
@@ -190,7 +198,7 @@ func runBench(ctx context.Context, o options) error {
 	if err := os.WriteFile(dropConfig, nil, 0o644); err != nil {
 		return fmt.Errorf("plugins file: %w", err)
 	}
-	tg, err := startToolgate(ctx, o.toolgate, data, drop, dropConfig)
+	tg, err := startToolgate(ctx, o, data, drop, dropConfig)
 	if err != nil {
 		return err
 	}
@@ -284,7 +292,7 @@ func runBench(ctx context.Context, o options) error {
 // generateImage.
 func threePlugins(ctx context.Context, client *http.Client, res *results, o options, data, dir, config string) error {
 	for _, cache := range []string{"empty compilation cache", "from the compilation cache"} {
-		tg, err := startToolgate(ctx, o.toolgate, data, dir, config)
+		tg, err := startToolgate(ctx, o, data, dir, config)
 		if err != nil {
 			return err
 		}
@@ -374,7 +382,7 @@ func instanceMemory(ctx context.Context, res *results, o options, data, tmp stri
 		if err := os.WriteFile(config, fmt.Appendf(nil, "drop_in = \"deny\"\n\n[plugins.add]\npool_size = %d\n", pool), 0o644); err != nil {
 			return fmt.Errorf("plugins file: %w", err)
 		}
-		tg, err := startToolgate(ctx, o.toolgate, data, dir, config)
+		tg, err := startToolgate(ctx, o, data, dir, config)
 		if err != nil {
 			return err
 		}

@@ -16,6 +16,9 @@ func writeReport(path string, r *results) error {
 	fmt.Fprintf(&b, "- Date: %s\n", r.date.Format("2006-01-02 15:04 UTC"))
 	fmt.Fprintf(&b, "- CPU: %s, %d cores\n", r.cpu, r.cores)
 	fmt.Fprintf(&b, "- Go: %s; Node: %s\n", r.goVer, orUnknown(r.nodeVer))
+	if len(o.env) > 0 {
+		fmt.Fprintf(&b, "- Experiment: toolgate ran with %s\n", strings.Join(o.env, " "))
+	}
 	fmt.Fprintf(&b, "- Load: tools/call add over streamable HTTP (POST, Mcp-Protocol-Version %s, no session), keep-alive, %s warm-up and %s measured per run, %d interleaved rounds (system order rotates), every answer's sum checked. Throughput is the median round; percentiles are over every call of every round.\n", protocolVersion, o.warmup, o.duration, o.rounds)
 	fmt.Fprintf(&b, "- floor: go-sdk v1.8.0, native Go tool, stateless + JSON responses, no auth. toolgate: `toolgate serve` (development mode), add plugin, bearer token from its OAuth flow, gate and audit on, the per-user tool call rate limit off (`TOOLGATE_MCP_TOOL_CALLS_PER_MINUTE=0`: one user drives all the load). peer: TypeScript SDK 1.32.2 with requireBearerAuth (static verifier), stateless, JSON responses, Express.\n\n")
 	fmt.Fprintf(&b, "| clients | system | req/s | p50 | p90 | p99 | errors | server CPU per call | RSS idle | RSS peak under load |\n|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")

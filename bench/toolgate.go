@@ -38,19 +38,20 @@ type toolgateServer struct {
 	ready  time.Duration
 }
 
-// startToolgate runs "toolgate serve" in development mode on a free
+// startToolgate runs o.toolgate serve (with o.env added to its
+// environment) in development mode on a free
 // loopback port with its own data directory, no admin endpoint, and the
 // given plugins folder and file, and waits until /readyz answers 200. It
 // reports the time from start to ready.
-func startToolgate(ctx context.Context, bin, dataDir, pluginsDir, pluginsConfig string) (*toolgateServer, error) {
-	cmd := exec.Command(bin, "serve",
+func startToolgate(ctx context.Context, o options, dataDir, pluginsDir, pluginsConfig string) (*toolgateServer, error) {
+	cmd := exec.Command(o.toolgate, "serve",
 		"-listen", "127.0.0.1:0", "-admin-listen", "",
 		"-data-dir", dataDir, "-plugins-dir", pluginsDir, "-plugins-config", pluginsConfig,
 		"-log-format", "json")
 	cmd.Dir = filepath.Dir(dataDir)
 	// The per-user tool call rate limit (600 a minute by default) is
 	// off: one user drives all of the load.
-	cmd.Env = append(cleanEnv(), "TOOLGATE_MCP_TOOL_CALLS_PER_MINUTE=0")
+	cmd.Env = append(append(cleanEnv(), "TOOLGATE_MCP_TOOL_CALLS_PER_MINUTE=0"), o.env...)
 	start := time.Now()
 	p, addr, err := startProc(ctx, "toolgate", cmd, true, 2*time.Minute, func(line string) (string, bool) {
 		var rec struct {
