@@ -43,6 +43,7 @@ func startProc(ctx context.Context, name string, cmd *exec.Cmd, fromStderr bool,
 	} else {
 		cmd.Stdout, cmd.Stderr = pw, p.tail
 	}
+	tieToParent(cmd)
 	if err := cmd.Start(); err != nil {
 		return nil, "", fmt.Errorf("start %s: %w", name, err)
 	}
