@@ -382,7 +382,9 @@ func instanceMemory(ctx context.Context, res *results, o options, data, tmp stri
 		if err := os.WriteFile(config, fmt.Appendf(nil, "drop_in = \"deny\"\n\n[plugins.add]\npool_size = %d\n", pool), 0o644); err != nil {
 			return fmt.Errorf("plugins file: %w", err)
 		}
-		tg, err := startToolgate(ctx, o, data, dir, config)
+		so := o
+		so.env = append(slices.Clone(o.env), fmt.Sprintf("TOOLGATE_MCP_MAX_SESSIONS_PER_USER=%d", sessionCount))
+		tg, err := startToolgate(ctx, so, data, dir, config)
 		if err != nil {
 			return err
 		}
@@ -396,6 +398,14 @@ func instanceMemory(ctx context.Context, res *results, o options, data, tmp stri
 		r := load(ctx, lc, system{url: tg.public + "/mcp", token: token, pid: tg.cmd.Process.Pid}, 4*large, 0, time.Second, &seq)
 		lc.CloseIdleConnections()
 		v, rerr := rss(tg.cmd.Process.Pid)
+		if pool == small && rerr == nil && r.errs == 0 {
+			perK, err := sessionMemory(ctx, tg.public+"/mcp", token, tg.cmd.Process.Pid, v)
+			if err != nil {
+				tg.stop()
+				return err
+			}
+			res.extras = append(res.extras, extra{fmt.Sprintf("resident memory per 1,000 open sessions (%d stateful 2025-06-18 sessions initialized, idle)", sessionCount), mib(perK), ""})
+		}
 		tg.stop()
 		if r.errs > 0 {
 			return fmt.Errorf("warming %d add instances: %d errors (first: %w)", pool, r.errs, r.firstErr)
@@ -408,6 +418,32 @@ func instanceMemory(ctx context.Context, res *results, o options, data, tmp stri
 	res.extras = append(res.extras, extra{fmt.Sprintf("resident memory per warm add instance ((pool of %d − pool of %d) / %d, after %d concurrent callers for 1 s)", large, small, large-small, 4*large),
 		mib((sizes[1] - sizes[0]) / (large - small)), ""})
 	return nil
+}
+
+// sessionCount is how many stateful sessions sessionMemory opens.
+const sessionCount = 1000
+
+// sessionMemory opens sessionCount stateful sessions (initialize and
+// notifications/initialized at protocol 2025-06-18, the revision that gets
+// sessions) on the toolgate at url, and returns the growth of its resident
+// memory over before, per 1,000 sessions.
+func sessionMemory(ctx context.Context, url, token string, pid int, before int64) (int64, error) {
+	client := newLoadClient(1)
+	defer client.CloseIdleConnections()
+	for i := range sessionCount {
+		id, err := openSession(ctx, client, url, token, int64(i+1))
+		if err != nil {
+			return 0, fmt.Errorf("session %d: %w", i+1, err)
+		}
+		if id == "" {
+			return 0, fmt.Errorf("session %d: no Mcp-Session-Id in the initialize answer", i+1)
+		}
+	}
+	after, err := rss(pid)
+	if err != nil {
+		return 0, err
+	}
+	return (after - before) * 1000 / sessionCount, nil
 }
 
 // goBenchmarks runs the bearer verification and plugin call benchmarks;

@@ -207,3 +207,50 @@ func rpc(ctx context.Context, client *http.Client, url, token string, id int64, 
 	}
 	return r, nil
 }
+
+// openSession initializes a stateful session on the MCP endpoint url and
+// acknowledges it with notifications/initialized; it returns the session
+// id.
+func openSession(ctx context.Context, client *http.Client, url, token string, id int64) (string, error) {
+	body := fmt.Appendf(nil, `{"jsonrpc":"2.0","id":%d,"method":"initialize","params":{"protocolVersion":%q,"capabilities":{},"clientInfo":{"name":"toolgate-bench","version":"1.0.0"}}}`, id, protocolVersion)
+	req, err := newMCPRequest(ctx, url, token, body)
+	if err != nil {
+		return "", err
+	}
+	req.Header.Del("Mcp-Protocol-Version") // an initialize request negotiates it
+	resp, err := client.Do(req)
+	if err != nil {
+		return "", fmt.Errorf("initialize: %w", err)
+	}
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
+	resp.Body.Close()
+	if err != nil {
+		return "", fmt.Errorf("initialize: read answer: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("initialize: status %d: %.200s", resp.StatusCode, data)
+	}
+	r, err := parseResponse(resp.Header.Get("Content-Type"), data, id)
+	if err != nil {
+		return "", fmt.Errorf("initialize: %w", err)
+	}
+	if r.Error != nil {
+		return "", fmt.Errorf("initialize: protocol error %d: %s", r.Error.Code, r.Error.Message)
+	}
+	session := resp.Header.Get("Mcp-Session-Id")
+	req, err = newMCPRequest(ctx, url, token, []byte(`{"jsonrpc":"2.0","method":"notifications/initialized"}`))
+	if err != nil {
+		return "", err
+	}
+	req.Header.Set("Mcp-Session-Id", session)
+	resp, err = client.Do(req)
+	if err != nil {
+		return "", fmt.Errorf("notifications/initialized: %w", err)
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxResponseBytes))
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		return "", fmt.Errorf("notifications/initialized: status %d", resp.StatusCode)
+	}
+	return session, nil
+}

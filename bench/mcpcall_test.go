@@ -3,8 +3,11 @@ package main
 import (
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
 func TestParseResponse(t *testing.T) {
@@ -97,4 +100,31 @@ func FuzzParseResponse(f *testing.F) {
 		}
 		_, _ = toolText(r)
 	})
+}
+
+// TestOpenSession opens sessions on a stateful go-sdk server: each gets
+// its own id.
+func TestOpenSession(t *testing.T) {
+	server := mcp.NewServer(&mcp.Implementation{Name: "stateful", Version: "1.0.0"}, nil)
+	srv := httptest.NewServer(mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return server }, nil))
+	defer srv.Close()
+	client := newLoadClient(1)
+	defer client.CloseIdleConnections()
+	seen := map[string]bool{}
+	for i := range 3 {
+		id, err := openSession(t.Context(), client, srv.URL, "", int64(i+1))
+		if err != nil {
+			t.Fatalf("openSession: %v", err)
+		}
+		if id == "" || seen[id] {
+			t.Fatalf("session id %q, want a new one (had %v)", id, seen)
+		}
+		seen[id] = true
+	}
+	// The stateless floor gives no session: an initialize still answers, with no id.
+	floor := httptest.NewServer(floorHandler())
+	defer floor.Close()
+	if id, err := openSession(t.Context(), client, floor.URL, "", 9); err == nil && id != "" {
+		t.Fatalf("stateless server gave session %q", id)
+	}
 }
