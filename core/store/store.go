@@ -212,6 +212,17 @@ type Audit interface {
 	ListAudit(ctx context.Context, q AuditQuery) ([]AuditRecord, error)
 }
 
+// AuditBatcher is implemented by backends that can append several audit
+// records in one durable write (one commit, one fsync).
+type AuditBatcher interface {
+	// AppendAuditBatch stores rs as AppendAudit would, all or nothing,
+	// assigning empty IDs in slice order, and returns the records as
+	// stored. An empty batch stores nothing. A backend that cannot hold
+	// the whole batch in one write may store it in consecutive parts, each
+	// all or nothing; on error it then returns the records already stored.
+	AppendAuditBatch(ctx context.Context, rs []AuditRecord) ([]AuditRecord, error)
+}
+
 // AuditQuery selects audit records; zero fields match everything.
 type AuditQuery struct {
 	Since  time.Time // only records at or after this time

@@ -77,3 +77,44 @@ func BenchmarkUpdateGrant(b *testing.B) {
 		}
 	}
 }
+
+func benchAuditRecord(i int) store.AuditRecord {
+	return store.AuditRecord{
+		Time: time.Now(), UserID: "user_01", OrganizationID: "org_01", ClientID: "c",
+		Plugin: "imagegen", Tool: "generate_image", Decision: "allow", Outcome: "ok",
+		Duration: time.Duration(i) * time.Microsecond, ExpiresAt: time.Now().Add(24 * time.Hour),
+	}
+}
+
+// BenchmarkAppendAudit is one record per commit, as the auditor wrote
+// before batching.
+func BenchmarkAppendAudit(b *testing.B) {
+	s := benchStore(b)
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		if _, err := s.AppendAudit(b.Context(), benchAuditRecord(i)); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N), "ns/record")
+}
+
+// BenchmarkAppendAuditBatch64 is 64 records per commit; ns/record is
+// what one record costs.
+func BenchmarkAppendAuditBatch64(b *testing.B) {
+	const batch = 64
+	s := benchStore(b)
+	rs := make([]store.AuditRecord, batch)
+	b.ReportAllocs()
+	for b.Loop() {
+		for i := range rs {
+			rs[i] = benchAuditRecord(i)
+		}
+		if _, err := s.AppendAuditBatch(b.Context(), rs); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*batch), "ns/record")
+}

@@ -3,6 +3,7 @@ package storetest
 import (
 	"context"
 	"errors"
+	"slices"
 	"strconv"
 	"sync"
 	"testing"
@@ -107,6 +108,88 @@ func testAuditQuery(t *testing.T, h *harness) {
 	if len(list) != 100 {
 		t.Fatalf("ListAudit without a limit returned %d records, want 100", len(list))
 	}
+}
+
+// testAuditBatch runs only for backends that implement store.AuditBatcher.
+func testAuditBatch(t *testing.T, h *harness) {
+	b, ok := h.s.(store.AuditBatcher)
+	if !ok {
+		t.Skip("store does not implement store.AuditBatcher")
+	}
+	empty, err := b.AppendAuditBatch(h.ctx, nil)
+	wantErr(t, "AppendAuditBatch of nothing", err, nil)
+	if len(empty) != 0 {
+		t.Fatalf("AppendAuditBatch of nothing returned %d records", len(empty))
+	}
+	list, err := h.s.ListAudit(h.ctx, store.AuditQuery{})
+	wantErr(t, "ListAudit", err, nil)
+	sameStrings(t, "ListAudit after an empty batch", idsOf(list), nil)
+
+	// Every record carries the same millisecond, so only the append order
+	// tells them apart: single appends interleave with batches.
+	at := now()
+	var appended []string // IDs in append order
+	single := func(tool string) {
+		t.Helper()
+		got, err := h.s.AppendAudit(h.ctx, auditRecord("u", tool, at))
+		wantErr(t, "AppendAudit", err, nil)
+		appended = append(appended, got.ID)
+	}
+	batch := func(n int) {
+		t.Helper()
+		rs := make([]store.AuditRecord, n)
+		for i := range rs {
+			rs[i] = auditRecord("u", "batch-"+strconv.Itoa(i), at)
+		}
+		got, err := b.AppendAuditBatch(h.ctx, rs)
+		wantErr(t, "AppendAuditBatch", err, nil)
+		if len(got) != n {
+			t.Fatalf("AppendAuditBatch of %d records returned %d", n, len(got))
+		}
+		for i, r := range got {
+			if r.ID == "" {
+				t.Fatalf("AppendAuditBatch record %d: no ID assigned", i)
+			}
+			want := rs[i]
+			want.ID = r.ID
+			equal(t, "AppendAuditBatch record "+strconv.Itoa(i), r, want)
+			appended = append(appended, r.ID)
+		}
+	}
+	single("first")
+	batch(7)
+	single("middle")
+	batch(1)
+	batch(3)
+	single("last")
+	for i := 1; i < len(appended); i++ {
+		if appended[i] <= appended[i-1] {
+			t.Fatalf("IDs do not increase in append order: %q", appended)
+		}
+	}
+	list, err = h.s.ListAudit(h.ctx, store.AuditQuery{})
+	wantErr(t, "ListAudit", err, nil)
+	want := slices.Clone(appended)
+	slices.Reverse(want)
+	sameStrings(t, "ListAudit after batches", idsOf(list), want)
+
+	// A batch with a taken ID stores none of its records.
+	taken := auditRecord("u", "own", at)
+	taken.ID = appended[0]
+	_, err = b.AppendAuditBatch(h.ctx, []store.AuditRecord{auditRecord("u", "lost", at), taken})
+	wantErr(t, "AppendAuditBatch with a taken ID", err, store.ErrAlreadyExists)
+	dup := auditRecord("u", "dup", at)
+	dup.ID = "own-id"
+	_, err = b.AppendAuditBatch(h.ctx, []store.AuditRecord{dup, dup})
+	wantErr(t, "AppendAuditBatch with an ID twice", err, store.ErrAlreadyExists)
+	list, err = h.s.ListAudit(h.ctx, store.AuditQuery{})
+	wantErr(t, "ListAudit", err, nil)
+	sameStrings(t, "ListAudit after failed batches", idsOf(list), want)
+
+	h.reopen()
+	list, err = h.s.ListAudit(h.ctx, store.AuditQuery{})
+	wantErr(t, "ListAudit after reopen", err, nil)
+	sameStrings(t, "ListAudit after reopen", idsOf(list), want)
 }
 
 func idsOf(list []store.AuditRecord) []string {

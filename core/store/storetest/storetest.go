@@ -79,6 +79,7 @@ func RunTests(t *testing.T, newStore Factory) {
 		{"Audit/Append", testAuditAppend},
 		{"Audit/Query", testAuditQuery},
 		{"Audit/Expiry", testAuditExpiry},
+		{"Audit/Batch", testAuditBatch},
 		{"Expiry/Precise", testExpiryPrecise},
 		{"Time/RoundTrip", testTimeRoundTrip},
 		{"Concurrency/ExchangeAuthCode", testConcurrentExchange},
