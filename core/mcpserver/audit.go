@@ -18,7 +18,11 @@ import (
 // instead of losing records.
 const auditQueue = 4096
 
-// auditWriteTimeout bounds one store write.
+// auditBatch is the most records the background writer hands a store that
+// implements store.AuditBatcher in one call, so in one commit.
+const auditBatch = 256
+
+// auditWriteTimeout bounds one store write, of one record or one batch.
 const auditWriteTimeout = 5 * time.Second
 
 // auditor logs every record and stores it in the background.
@@ -81,9 +85,50 @@ func (a *auditor) record(ctx context.Context, r store.AuditRecord) {
 	}
 }
 
+// run stores queued records until the queue is closed and empty. A store
+// that implements store.AuditBatcher gets everything queued, up to
+// auditBatch records, in one call, so one commit serves many tool calls.
 func (a *auditor) run() {
 	defer close(a.done)
+	b, ok := a.store.(store.AuditBatcher)
+	if !ok {
+		for r := range a.queue {
+			a.write(r)
+		}
+		return
+	}
+	batch := make([]store.AuditRecord, 0, auditBatch)
 	for r := range a.queue {
+		batch = append(batch[:0], r)
+	drain:
+		for len(batch) < auditBatch {
+			select {
+			case r, ok := <-a.queue:
+				if !ok {
+					break drain
+				}
+				batch = append(batch, r)
+			default:
+				break drain
+			}
+		}
+		a.writeBatch(b, batch)
+	}
+}
+
+// writeBatch stores rs in one call. If that fails, the records the store
+// did not report stored are written one by one, so one bad record or a
+// batch the store refuses costs no other record.
+func (a *auditor) writeBatch(b store.AuditBatcher, rs []store.AuditRecord) {
+	ctx, cancel := context.WithTimeout(context.Background(), auditWriteTimeout)
+	stored, err := b.AppendAuditBatch(ctx, rs)
+	cancel()
+	if err == nil {
+		return
+	}
+	rest := rs[min(len(stored), len(rs)):]
+	a.log.Warn("mcpserver: audit batch not stored, storing its records one by one", "records", len(rest), "err", err)
+	for _, r := range rest {
 		a.write(r)
 	}
 }
