@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -31,6 +32,9 @@ const (
 	// DefaultMaxQueue is how many calls may wait for a free instance of one
 	// plugin; one more is answered "busy" at once.
 	DefaultMaxQueue = 64
+	// DefaultIdleInstanceTTL is how long a warm instance beyond a plugin's
+	// first may stay idle before it is closed.
+	DefaultIdleInstanceTTL = 30 * time.Second
 )
 
 // Config configures a Host. The zero value of every field but CacheDir is a
@@ -94,6 +98,20 @@ type Config struct {
 	// Interpreter runs plugins with wazero's interpreter instead of its
 	// compiler. Slower calls, faster cold load; for tools, not servers.
 	Interpreter bool
+	// IdleInstanceTTL is how long a pooled plugin's warm instances beyond
+	// the first may stay idle before they are closed (6-12 MiB each): a
+	// burst grows the pool to pool_size, and the quiet after it shrinks it
+	// back to one warm instance. A host-owned ticker checks every
+	// IdleInstanceTTL/2, so an instance goes between TTL and 1.5×TTL after
+	// its last call. Default DefaultIdleInstanceTTL; negative never
+	// shrinks.
+	IdleInstanceTTL time.Duration
+
+	// now is the clock of idle times; time.Now unless a test sets it.
+	now func() time.Time
+	// freeOSMemory runs after a reload that compiled cold;
+	// debug.FreeOSMemory unless a test sets it.
+	freeOSMemory func()
 }
 
 func (c Config) withDefaults() (Config, error) {
@@ -132,6 +150,15 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.QueueTimeout <= 0 {
 		c.QueueTimeout = DefaultQueueTimeout
+	}
+	if c.IdleInstanceTTL == 0 {
+		c.IdleInstanceTTL = DefaultIdleInstanceTTL
+	}
+	if c.now == nil {
+		c.now = time.Now
+	}
+	if c.freeOSMemory == nil {
+		c.freeOSMemory = debug.FreeOSMemory
 	}
 	switch {
 	case c.MaxQueue == 0:

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"path/filepath"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -38,7 +39,15 @@ type Host struct {
 	watcher   *fsnotify.Watcher
 	stopWatch chan struct{}
 	watchDone chan struct{}
+
+	// stopReaper and reaperDone run the idle-instance reaper (nil when
+	// IdleInstanceTTL is negative).
+	stopReaper chan struct{}
+	reaperDone chan struct{}
 }
+
+// now is the host's clock for idle times.
+func (h *Host) now() time.Time { return h.cfg.now() }
 
 // Event tells subscribers about a reload.
 type Event struct {
@@ -233,6 +242,9 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 		_ = cache.Close(ctx)
 		return nil, err
 	}
+	if cfg.IdleInstanceTTL > 0 {
+		h.startReaper(cfg.IdleInstanceTTL)
+	}
 	if cfg.Watch {
 		if err := h.startWatch(); err != nil {
 			_ = h.Close(ctx)
@@ -286,6 +298,7 @@ func (h *Host) reload(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	cachedBefore := h.cacheEntries()
 	loaded := make([]*loadedPlugin, len(srcs))
 	errs := make([]error, len(srcs))
 	var wg sync.WaitGroup
@@ -322,7 +335,68 @@ func (h *Host) reload(ctx context.Context) error {
 	}
 	h.log.Info("plugin set ready", "generation", set.snapshot.Generation, "plugins", len(set.plugins), "tools", len(set.snapshot.Tools))
 	h.notify(Event{Snapshot: set.snapshot})
+	if !h.cfg.Interpreter && h.cacheEntries() > cachedBefore {
+		// A cold compile (the compilation cache gained an entry) leaves
+		// hundreds of MiB of the compiler's garbage in the heap: the Go
+		// runtime returns freed pages to the OS only gradually (the
+		// scavenger paces itself over minutes), so the server's RSS would
+		// sit at 2-3 times its working set long after loading. One forced
+		// collection and scavenge, here in the reloading goroutine after
+		// the new set serves, returns it at once; loads served from the
+		// cache skip it, as they allocate little.
+		h.cfg.freeOSMemory()
+	}
 	return nil
+}
+
+// cacheEntries counts the files in the compilation cache directory; it
+// grows when a load compiled a module that was not cached. Errors count
+// what was seen so far: the number is only compared before and after.
+func (h *Host) cacheEntries() int {
+	n := 0
+	_ = filepath.WalkDir(h.cfg.CacheDir, func(_ string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			n++
+		}
+		return nil
+	})
+	return n
+}
+
+// startReaper starts the goroutine that closes idle instances beyond each
+// plugin's first once they have been idle for longer than ttl. Close stops
+// it.
+func (h *Host) startReaper(ttl time.Duration) {
+	h.stopReaper = make(chan struct{})
+	h.reaperDone = make(chan struct{})
+	go func() {
+		defer close(h.reaperDone)
+		t := time.NewTicker(max(ttl/2, time.Millisecond))
+		defer t.Stop()
+		for {
+			select {
+			case <-h.stopReaper:
+				return
+			case <-t.C:
+				h.reapIdle(ttl)
+			}
+		}
+	}()
+}
+
+// reapIdle shrinks the pool of every plugin of the serving set.
+func (h *Host) reapIdle(ttl time.Duration) {
+	s := h.acquireSet()
+	if s == nil {
+		return
+	}
+	defer s.release(context.Background())
+	now := h.now()
+	for _, p := range s.plugins {
+		if p.isolation == IsolationPooled {
+			p.shrinkIdle(now, ttl)
+		}
+	}
 }
 
 // Subscribe calls fn after every reload, successful or not, until the
@@ -439,6 +513,10 @@ func (h *Host) call(ctx context.Context, p *loadedPlugin, toolName string, args 
 func (h *Host) Close(ctx context.Context) error {
 	if h.closed.Swap(true) {
 		return nil
+	}
+	if h.stopReaper != nil {
+		close(h.stopReaper)
+		<-h.reaperDone
 	}
 	if h.watcher != nil {
 		close(h.stopWatch)

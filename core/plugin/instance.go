@@ -28,6 +28,9 @@ type instance struct {
 	// cur is the state of the call the instance is running, read by host
 	// functions, the stdio writers and nanosleep.
 	cur atomic.Pointer[callState]
+	// idleSince is when the instance last went back to the pool; guarded
+	// by the plugin's idleMu.
+	idleSince time.Time
 }
 
 // callState is what host functions see of the running call. It lives for
@@ -214,10 +217,8 @@ func (p *loadedPlugin) acquire(ctx context.Context) (*instance, error) {
 		}
 	}
 	if p.isolation == IsolationPooled {
-		select {
-		case inst := <-p.idle:
+		if inst := p.takeIdle(); inst != nil {
 			return inst, nil
-		default:
 		}
 	}
 	inst, err := p.newInstance(ctx)
@@ -252,12 +253,8 @@ func (p *loadedPlugin) waitSlot(ctx context.Context) error {
 // release returns a healthy instance to the pool (or closes it) and frees
 // the call slot.
 func (p *loadedPlugin) release(ctx context.Context, inst *instance, healthy bool) {
-	if healthy && p.isolation == IsolationPooled && inst.mod.Memory().Size() <= p.recycleAbove {
-		select {
-		case p.idle <- inst:
-			inst = nil
-		default:
-		}
+	if healthy && p.isolation == IsolationPooled && inst.mod.Memory().Size() <= p.recycleAbove && p.putIdle(inst) {
+		inst = nil
 	}
 	if inst != nil {
 		p.discard(ctx, inst)
@@ -285,12 +282,79 @@ func (p *loadedPlugin) replenish() {
 			p.log.Warn("cannot start a replacement instance; the next call will try again", "err", err)
 			return
 		}
-		select {
-		case p.idle <- inst:
-		default:
+		if !p.putIdle(inst) {
 			p.discard(ctx, inst)
 		}
 	})
+}
+
+// takeIdle pops the most recently used warm instance, or returns nil.
+// Handing out the newest keeps the older ones idle, so that shrinkIdle can
+// close them once the load has gone.
+func (p *loadedPlugin) takeIdle() *instance {
+	p.idleMu.Lock()
+	defer p.idleMu.Unlock()
+	n := len(p.idle)
+	if n == 0 {
+		return nil
+	}
+	inst := p.idle[n-1]
+	p.idle[n-1] = nil
+	p.idle = p.idle[:n-1]
+	return inst
+}
+
+// putIdle pushes a warm instance onto the pool, stamped with the time it
+// went idle. It reports false, keeping nothing, when the pool is full or
+// closed; the caller then closes the instance.
+func (p *loadedPlugin) putIdle(inst *instance) bool {
+	p.idleMu.Lock()
+	defer p.idleMu.Unlock()
+	if p.idleClosed || len(p.idle) >= p.poolSize {
+		return false
+	}
+	inst.idleSince = p.h.now()
+	p.idle = append(p.idle, inst)
+	return true
+}
+
+// shrinkIdle closes the warm instances that have been idle for longer than
+// ttl, keeping at least one. Only instances in the pool are looked at, so
+// an instance serving a call is never closed; taking them out happens
+// under idleMu, so acquire either gets an instance before it goes or does
+// not see it. It does nothing once the plugin is closing.
+func (p *loadedPlugin) shrinkIdle(now time.Time, ttl time.Duration) {
+	p.bgMu.Lock()
+	if p.closing {
+		p.bgMu.Unlock()
+		return
+	}
+	// Registered in bg, so close waits for these instances to be closed
+	// before it closes the runtime.
+	p.bg.Add(1)
+	p.bgMu.Unlock()
+	defer p.bg.Done()
+
+	p.idleMu.Lock()
+	// The pool is a stack: idleSince grows from the bottom up, so the
+	// expired instances are a prefix of it. The newest always stays.
+	expired := 0
+	for expired < len(p.idle)-1 && now.Sub(p.idle[expired].idleSince) > ttl {
+		expired++
+	}
+	victims := make([]*instance, expired)
+	copy(victims, p.idle[:expired])
+	rest := copy(p.idle, p.idle[expired:])
+	clear(p.idle[rest:])
+	p.idle = p.idle[:rest]
+	p.idleMu.Unlock()
+
+	for _, inst := range victims {
+		p.discard(context.Background(), inst)
+	}
+	if len(victims) > 0 {
+		p.log.Debug("closed idle plugin instances", "closed", len(victims), "idle_ttl", ttl.String())
+	}
 }
 
 // run executes one tool call. It returns the guest's result, or an *Error.

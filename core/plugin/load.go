@@ -65,8 +65,13 @@ type loadedPlugin struct {
 	grants     grants
 	httpClient *http.Client
 
-	sem  chan struct{}  // one token per concurrent call
-	idle chan *instance // warm instances
+	sem chan struct{} // one token per concurrent call
+	// idle is the pool of warm instances, a stack ordered by idleSince
+	// (newest last), at most poolSize long; idleClosed refuses new ones
+	// once the plugin is closing.
+	idleMu     sync.Mutex
+	idle       []*instance
+	idleClosed bool
 	// waiting counts calls waiting for a slot in sem, at most maxQueue.
 	waiting      atomic.Int64
 	maxQueue     int
@@ -252,10 +257,8 @@ func (h *Host) load(ctx context.Context, src source) (_ *loadedPlugin, err error
 		}
 	}
 	p.sem = make(chan struct{}, p.poolSize)
-	p.idle = make(chan *instance, p.poolSize)
 	if p.isolation == IsolationPooled {
-		p.idle <- inst
-		keep = true
+		keep = p.putIdle(inst)
 	}
 	h.metrics.load.WithLabelValues(src.name).Observe(time.Since(start).Seconds())
 	p.log.Info("plugin loaded", "file", src.file, "version", p.manifest.Version, "sha256", digest,
@@ -314,16 +317,12 @@ func (p *loadedPlugin) close(ctx context.Context) {
 		p.closing = true
 		p.bgMu.Unlock()
 		p.bg.Wait()
-		if p.idle != nil {
-			for {
-				select {
-				case inst := <-p.idle:
-					p.discard(ctx, inst)
-					continue
-				default:
-				}
-				break
-			}
+		p.idleMu.Lock()
+		idle := p.idle
+		p.idle, p.idleClosed = nil, true
+		p.idleMu.Unlock()
+		for _, inst := range idle {
+			p.discard(ctx, inst)
 		}
 		if p.rt != nil {
 			if err := p.rt.Close(ctx); err != nil {
