@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"path/filepath"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -298,7 +297,6 @@ func (h *Host) reload(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	cachedBefore := h.cacheEntries()
 	loaded := make([]*loadedPlugin, len(srcs))
 	errs := make([]error, len(srcs))
 	var wg sync.WaitGroup
@@ -335,32 +333,19 @@ func (h *Host) reload(ctx context.Context) error {
 	}
 	h.log.Info("plugin set ready", "generation", set.snapshot.Generation, "plugins", len(set.plugins), "tools", len(set.snapshot.Tools))
 	h.notify(Event{Snapshot: set.snapshot})
-	if !h.cfg.Interpreter && h.cacheEntries() > cachedBefore {
-		// A cold compile (the compilation cache gained an entry) leaves
-		// hundreds of MiB of the compiler's garbage in the heap: the Go
+	if !h.cfg.Interpreter && len(set.plugins) > 0 {
+		// Loading leaves the loader's garbage in the heap: hundreds of
+		// MiB after a cold compile, some 40 MiB even from the cache
+		// (reading and validating the cached native code). The Go
 		// runtime returns freed pages to the OS only gradually (the
 		// scavenger paces itself over minutes), so the server's RSS would
-		// sit at 2-3 times its working set long after loading. One forced
+		// sit well above its working set long after loading. One forced
 		// collection and scavenge, here in the reloading goroutine after
-		// the new set serves, returns it at once; loads served from the
-		// cache skip it, as they allocate little.
+		// the new set serves, returns it at once; reloads are rare, so
+		// its cost (one full GC) does not matter.
 		h.cfg.freeOSMemory()
 	}
 	return nil
-}
-
-// cacheEntries counts the files in the compilation cache directory; it
-// grows when a load compiled a module that was not cached. Errors count
-// what was seen so far: the number is only compared before and after.
-func (h *Host) cacheEntries() int {
-	n := 0
-	_ = filepath.WalkDir(h.cfg.CacheDir, func(_ string, d fs.DirEntry, err error) error {
-		if err == nil && d.Type().IsRegular() {
-			n++
-		}
-		return nil
-	})
-	return n
 }
 
 // startReaper starts the goroutine that closes idle instances beyond each
