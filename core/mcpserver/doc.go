@@ -131,7 +131,8 @@
 // Every call and every denial produces one store.AuditRecord (time, user,
 // organization, client, plugin, tool, decision, outcome, error kind,
 // duration; never arguments or tokens), logged at once and appended to
-// Config.Audit in the background with Config.AuditRetention, and counts in
+// Config.Audit in the background with Config.AuditRetention (many records
+// per durable write when the store is a store.AuditBatcher), and counts in
 // toolgate_mcp_tool_calls_total and toolgate_mcp_tool_call_duration_seconds
 // labelled by tool and outcome.
 package mcpserver
