@@ -1,15 +1,13 @@
 package auth
 
 import (
-	"math"
 	"net/http"
 	"net/netip"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
-	"golang.org/x/time/rate"
+	"github.com/toolgate/toolgate/core/internal/keyedlimit"
 )
 
 // ErrCodeTooManyRequests is the error code of a 429 answer from /register,
@@ -18,114 +16,17 @@ import (
 // uses this one everywhere, together with a Retry-After header.
 const ErrCodeTooManyRequests = "too_many_requests"
 
-// ipRateLimiter is a set of token buckets keyed by endpoint and client IP.
-// Its memory is bounded: a bucket that has been full (idle) for its refill
-// time is forgotten, and when maxEntries buckets exist the least recently
-// used one is dropped to make room.
-type ipRateLimiter struct {
-	limit      rate.Limit
-	burst      int
-	maxEntries int
-	idle       time.Duration // a bucket unused this long is full again
-	now        func() time.Time
-
-	mu        sync.Mutex
-	buckets   map[string]*ipBucket
-	lastSweep time.Time
-}
-
-type ipBucket struct {
-	lim  *rate.Limiter
-	seen time.Time
-}
-
-// newIPRateLimiter returns a limiter allowing perMinute requests a minute
-// per key with bursts of burst, or nil when perMinute is not positive (no
-// limit).
-func newIPRateLimiter(perMinute, burst, maxEntries int, now func() time.Time) *ipRateLimiter {
-	if perMinute <= 0 {
-		return nil
-	}
-	if burst <= 0 {
-		burst = 1
-	}
-	lim := rate.Limit(float64(perMinute) / 60)
-	return &ipRateLimiter{
-		limit:      lim,
-		burst:      burst,
-		maxEntries: maxEntries,
-		idle:       time.Duration(float64(burst) / float64(lim) * float64(time.Second)),
-		now:        now,
-		buckets:    map[string]*ipBucket{},
-	}
-}
-
-// allow takes a token from key's bucket. When none is left it returns
-// false and how long until one is.
-func (l *ipRateLimiter) allow(key string) (bool, time.Duration) {
-	now := l.now()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if now.Sub(l.lastSweep) >= l.idle {
-		l.sweep(now)
-	}
-	b, ok := l.buckets[key]
-	if !ok {
-		if len(l.buckets) >= l.maxEntries {
-			l.sweep(now)
-			if len(l.buckets) >= l.maxEntries {
-				l.evictOldest()
-			}
-		}
-		b = &ipBucket{lim: rate.NewLimiter(l.limit, l.burst)}
-		l.buckets[key] = b
-	}
-	b.seen = now
-	r := b.lim.ReserveN(now, 1)
-	if d := r.DelayFrom(now); d > 0 {
-		r.CancelAt(now)
-		return false, d
-	}
-	return true, 0
-}
-
-// sweep forgets every bucket idle long enough to be full again: a fresh
-// bucket behaves the same.
-func (l *ipRateLimiter) sweep(now time.Time) {
-	l.lastSweep = now
-	for k, b := range l.buckets {
-		if now.Sub(b.seen) >= l.idle {
-			delete(l.buckets, k)
-		}
-	}
-}
-
-// evictOldest drops the least recently used bucket.
-func (l *ipRateLimiter) evictOldest() {
-	var oldest string
-	var at time.Time
-	for k, b := range l.buckets {
-		if oldest == "" || b.seen.Before(at) {
-			oldest, at = k, b.seen
-		}
-	}
-	delete(l.buckets, oldest)
-}
-
-func (l *ipRateLimiter) len() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return len(l.buckets)
+// newIPRateLimiter returns the per-endpoint, per-client-IP limiter:
+// perMinute requests a minute per key with bursts of burst, or nil when
+// perMinute is not positive (no limit).
+func newIPRateLimiter(perMinute, burst, maxEntries int, now func() time.Time) *keyedlimit.Limiter {
+	return keyedlimit.New(perMinute, burst, maxEntries, now)
 }
 
 // retryAfterSeconds renders a wait as a Retry-After value: whole seconds,
 // rounded up, at least 1.
 func retryAfterSeconds(d time.Duration) string {
-	s := int64(math.Ceil(d.Seconds()))
-	if s < 1 {
-		s = 1
-	}
-	return strconv.FormatInt(s, 10)
+	return strconv.FormatInt(keyedlimit.RetryAfterSeconds(d), 10)
 }
 
 // limited wraps an endpoint's handler with the per-client-IP limit. A
@@ -137,7 +38,7 @@ func (s *Server) limited(endpoint string, page bool, h http.HandlerFunc) http.Ha
 	}
 	return func(w http.ResponseWriter, r *http.Request) {
 		ip := clientIP(r, s.cfg.TrustedProxies)
-		ok, wait := s.ipLimiter.allow(endpoint + " " + ip.String())
+		ok, wait := s.ipLimiter.Allow(endpoint + " " + ip.String())
 		if ok {
 			h(w, r)
 			return

@@ -49,7 +49,7 @@ func TestIPRateLimiterBuckets(t *testing.T) {
 			l := newIPRateLimiter(tt.perMinute, tt.burst, 100, clk.now)
 			for i, s := range tt.steps {
 				clk.advance(s.advance)
-				ok, wait := l.allow(s.key)
+				ok, wait := l.Allow(s.key)
 				if ok != s.allowed {
 					t.Fatalf("step %d (%s): allowed %v, want %v", i, s.key, ok, s.allowed)
 				}
@@ -75,20 +75,20 @@ func TestIPRateLimiterBoundedMemory(t *testing.T) {
 	clk := &manualClock{t: time.Unix(1e9, 0)}
 	l := newIPRateLimiter(60, 2, 3, clk.now) // idle after 2s
 	for i := range 10 {
-		l.allow("k" + strconv.Itoa(i))
-		if n := l.len(); n > 3 {
+		l.Allow("k" + strconv.Itoa(i))
+		if n := l.Len(); n > 3 {
 			t.Fatalf("after %d keys the table holds %d entries, want at most 3", i+1, n)
 		}
 	}
 	// k9 was seen last and keeps its spent token; k0 was evicted, so it
 	// starts with a full bucket.
-	l.allow("k9")
-	if ok, _ := l.allow("k9"); ok {
+	l.Allow("k9")
+	if ok, _ := l.Allow("k9"); ok {
 		t.Error("k9 was evicted although it was the most recently seen")
 	}
 	clk.advance(3 * time.Second)
-	l.allow("fresh")
-	if n := l.len(); n != 1 {
+	l.Allow("fresh")
+	if n := l.Len(); n != 1 {
 		t.Errorf("after the idle time the table holds %d entries, want 1", n)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"sync"
 
 	"github.com/toolgate/toolgate/core/auth/authkit"
+	"github.com/toolgate/toolgate/core/internal/keyedlimit"
 	"github.com/toolgate/toolgate/core/store"
 )
 
@@ -68,7 +69,7 @@ type Server struct {
 	resources map[string]string // normalized form → canonical resource URI
 	cache     *tokenCache
 	limiter   *rateLimiter
-	ipLimiter *ipRateLimiter // nil when Config.IPRateLimit is off
+	ipLimiter *keyedlimit.Limiter // nil when Config.IPRateLimit is off
 	locks     keyedMutex
 	cimd      *cimdFetcher // nil when CIMD is off
 

@@ -65,7 +65,7 @@ func (s *Server) toolHandler(name string) mcp.ToolHandler {
 		}
 		rec.Decision = "allow"
 		if s.limiter != nil {
-			if ok, wait := s.limiter.allow(c.UserID); !ok {
+			if ok, wait := s.limiter.Allow(c.UserID); !ok {
 				rec.Outcome, rec.ErrorKind = outcomeRateLimited, outcomeRateLimited
 				rec.Duration = time.Since(start)
 				s.finish(ctx, rec)

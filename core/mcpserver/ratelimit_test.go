@@ -36,7 +36,7 @@ func TestUserLimiter(t *testing.T) {
 			l := newUserLimiter(tt.perMinute, tt.burst, 10, clk.now)
 			for i, s := range tt.steps {
 				clk.advance(s.advance)
-				ok, wait := l.allow(s.user)
+				ok, wait := l.Allow(s.user)
 				if ok != s.allowed {
 					t.Fatalf("step %d: allowed %v, want %v", i, ok, s.allowed)
 				}
@@ -55,14 +55,14 @@ func TestUserLimiterBounded(t *testing.T) {
 	clk := &manualClock{t: time.Unix(1e9, 0)}
 	l := newUserLimiter(60, 1, 4, clk.now)
 	for i := range 50 {
-		l.allow("user" + strconv.Itoa(i))
-		if n := l.len(); n > 4 {
+		l.Allow("user" + strconv.Itoa(i))
+		if n := l.Len(); n > 4 {
 			t.Fatalf("%d users tracked, want at most 4", n)
 		}
 	}
 	clk.advance(2 * time.Second)
-	l.allow("late")
-	if n := l.len(); n != 1 {
+	l.Allow("late")
+	if n := l.Len(); n != 1 {
 		t.Errorf("after the idle time %d users tracked, want 1", n)
 	}
 }

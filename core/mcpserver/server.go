@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/toolgate/toolgate/core/gate"
+	"github.com/toolgate/toolgate/core/internal/keyedlimit"
 	"github.com/toolgate/toolgate/core/plugin"
 	"github.com/toolgate/toolgate/core/store"
 	"github.com/toolgate/toolgate/sdk/abi"
@@ -131,7 +132,7 @@ type Server struct {
 	mcp     *mcp.Server
 	metrics *metrics
 	audit   *auditor
-	limiter *userLimiter // nil without Config.ToolCallsPerMinute
+	limiter *keyedlimit.Limiter // nil without Config.ToolCallsPerMinute
 
 	syncMu sync.Mutex // serialises changes to the registered tools
 	tools  atomic.Pointer[toolset]
