@@ -140,9 +140,12 @@ type Server struct {
 
 	sessMu   sync.RWMutex
 	sessions map[*mcp.ServerSession]*session
-	byGrant  map[string]map[*session]struct{}
-	byUser   map[string]map[*session]struct{} // evictable sessions
-	seq      uint64
+	// evicted holds sessions closed for the per-user limit until their
+	// Wait returns, so a request still under way cannot re-add them.
+	evicted map[*mcp.ServerSession]*session
+	byGrant map[string]map[*session]struct{}
+	byUser  map[string]map[*session]struct{} // evictable sessions
+	seq     uint64
 
 	sse        *sseHandler
 	transports transports
@@ -241,6 +244,7 @@ func New(cfg Config) (*Server, error) {
 		sdkLog:   slog.New(minLevel{h: cfg.Logger.Handler().WithAttrs([]slog.Attr{slog.String("component", "go-sdk")}), min: slog.LevelWarn}),
 		metrics:  m,
 		sessions: map[*mcp.ServerSession]*session{},
+		evicted:  map[*mcp.ServerSession]*session{},
 		byGrant:  map[string]map[*session]struct{}{},
 		byUser:   map[string]map[*session]struct{}{},
 	}

@@ -74,6 +74,13 @@ func (s *Server) addSession(ss *mcp.ServerSession, st *session) *session {
 		s.sessMu.Unlock()
 		return prev
 	}
+	if gone := s.evicted[ss]; gone != nil {
+		// A request that was already under way when the session was
+		// evicted: it must not bring the session back (it would count
+		// again and evict the user's next session).
+		s.sessMu.Unlock()
+		return gone
+	}
 	s.seq++
 	st.seq = s.seq
 	s.sessions[ss] = st
@@ -89,10 +96,13 @@ func (s *Server) addSession(ss *mcp.ServerSession, st *session) *session {
 			}
 		}
 	}
+	if evict != nil {
+		s.forgetLocked(evict.ss)
+		s.evicted[evict.ss] = evict // until the session's Wait returns
+	}
 	s.sessMu.Unlock()
 	if evict != nil {
 		s.log.Info("mcpserver: closing the oldest session of a user over the session limit", "user", st.user, "limit", s.cfg.MaxSessionsPerUser)
-		s.forget(evict.ss)
 		_ = evict.ss.Close()
 	}
 	return nil
@@ -182,6 +192,12 @@ func (s *Server) updateCaller(st *session, c gate.Caller) {
 func (s *Server) forget(ss *mcp.ServerSession) {
 	s.sessMu.Lock()
 	defer s.sessMu.Unlock()
+	s.forgetLocked(ss)
+	delete(s.evicted, ss) // the session is over: its requests are done
+}
+
+// forgetLocked is forget with s.sessMu held.
+func (s *Server) forgetLocked(ss *mcp.ServerSession) {
 	st := s.sessions[ss]
 	if st == nil {
 		return
