@@ -190,7 +190,8 @@ type Consents interface {
 
 // PluginKV is the per-plugin key/value namespace plugins reach through the
 // host. Plugin names and keys are validated (see ValidatePluginKey); one
-// plugin can never see another's keys.
+// plugin can never see another's keys. toolgate keeps its own records
+// under the reserved name SystemNamespace, which no plugin can have.
 type PluginKV interface {
 	// KVGet returns the value, or ErrNotFound.
 	KVGet(ctx context.Context, plugin, key string) ([]byte, error)
@@ -400,9 +401,15 @@ const (
 	MaxKVValueLen    = 1 << 20
 )
 
+// SystemNamespace is the PluginKV namespace toolgate keeps its own records
+// in (the replica registry of core/replica). Backends accept it as a plugin
+// name, but no plugin can be called that: it contains a '.', which plugin
+// names never do, so no plugin can read or overwrite these records.
+const SystemNamespace = "toolgate.system"
+
 // ValidatePluginKey checks a plugin name and key for PluginKV. Plugin names
-// are 1-64 characters of [a-z0-9_-]; keys are 1-512 bytes of printable
-// ASCII without "..", NUL or leading "/".
+// are 1-64 characters of [a-z0-9_-], or SystemNamespace; keys are 1-512
+// bytes of printable ASCII without "..", NUL or leading "/".
 func ValidatePluginKey(plugin, key string) error {
 	if err := validatePluginName(plugin); err != nil {
 		return err
@@ -428,6 +435,9 @@ func ValidatePluginPrefix(plugin, prefix string) error {
 }
 
 func validatePluginName(plugin string) error {
+	if plugin == SystemNamespace {
+		return nil
+	}
 	if plugin == "" || len(plugin) > MaxPluginNameLen {
 		return errors.Join(ErrInvalid, errors.New("plugin name must be 1 to 64 characters"))
 	}

@@ -95,6 +95,9 @@ func testKVIsolation(t *testing.T, h *harness) {
 		{"a-b", "c", "a-b:c"},
 		{"ab", "c", "ab:c"},
 		{"a", "x", "a:x"},
+		// The reserved system namespace is a namespace of its own.
+		{store.SystemNamespace, "replica/a", "system:replica/a"},
+		{"toolgate", "system/replica/a", "toolgate:system/replica/a"},
 	}
 	for _, p := range puts {
 		wantErr(t, "KVPut", h.s.KVPut(h.ctx, p.plugin, p.key, []byte(p.value), 0), nil)
@@ -110,7 +113,8 @@ func testKVIsolation(t *testing.T, h *harness) {
 	wantErr(t, "another plugin's key", err, store.ErrNotFound)
 	_, err = h.s.KVGet(h.ctx, "ab", "x")
 	wantErr(t, "another plugin's key", err, store.ErrNotFound)
-	for plugin, want := range map[string][]string{"a": {"b/c", "x"}, "a-b": {"c"}, "ab": {"c"}, "b": nil} {
+	for plugin, want := range map[string][]string{"a": {"b/c", "x"}, "a-b": {"c"}, "ab": {"c"}, "b": nil,
+		store.SystemNamespace: {"replica/a"}, "toolgate": {"system/replica/a"}, "toolgate-system": nil} {
 		keys, err := h.s.KVList(h.ctx, plugin, "", "", 0)
 		wantErr(t, "KVList", err, nil)
 		sameStrings(t, "KVList("+plugin+")", keys, want)
