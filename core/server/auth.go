@@ -264,6 +264,14 @@ func (s *Server) AdminAddr() string {
 	return s.adminLn.Addr().String()
 }
 
+// DevAuthKit returns the embedded development AuthKit, or nil in
+// production. Tests and tools use it to play the upstream's part: change a
+// dev user's permissions (SetPermissions) or end their AuthKit sessions
+// (EndSessions), as an administrator would in the WorkOS dashboard.
+func (s *Server) DevAuthKit() *devauthkit.Server {
+	return s.auth.dev
+}
+
 // ForListener returns cfg adjusted to the listener actually opened at
 // addr: server.listen becomes addr, and when the configured port was 0
 // and public_url's host is a loopback name, public_url takes the real

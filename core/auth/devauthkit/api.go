@@ -333,6 +333,12 @@ func (s *Server) revoke(sid string) bool {
 	if _, ok := s.sessions[sid]; !ok {
 		return false
 	}
+	s.revokeLocked(sid)
+	return true
+}
+
+// revokeLocked ends the existing session sid and drops its refresh tokens.
+func (s *Server) revokeLocked(sid string) {
 	delete(s.sessions, sid)
 	for k, t := range s.refresh {
 		if t.sessionID == sid {
@@ -340,7 +346,6 @@ func (s *Server) revoke(sid string) bool {
 		}
 	}
 	s.logger.Info("devauthkit: session revoked", "session", sid)
-	return true
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

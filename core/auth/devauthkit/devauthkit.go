@@ -352,6 +352,28 @@ func (s *Server) SetPermissions(email string, permissions []string) error {
 	return nil
 }
 
+// EndSessions ends every AuthKit session of the dev user with email, as
+// revoking the user's sessions in the WorkOS dashboard does, and returns
+// how many there were. Their refresh tokens are dropped, so the next
+// refresh of any of them gets invalid_grant; access tokens already issued
+// stay valid until they expire, as WorkOS's do.
+func (s *Server) EndSessions(email string) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	u := s.userByEmailLocked(email)
+	if u == nil {
+		return 0, fmt.Errorf("devauthkit: no dev user %q", email)
+	}
+	n := 0
+	for id, sess := range s.sessions {
+		if strings.EqualFold(sess.email, u.Email) {
+			s.revokeLocked(id)
+			n++
+		}
+	}
+	return n, nil
+}
+
 func (s *Server) userByEmailLocked(email string) *user {
 	for _, u := range s.users {
 		if strings.EqualFold(u.Email, email) {

@@ -68,4 +68,7 @@
 // single-use and rotate on every refresh; a used, unknown or revoked refresh
 // token gets invalid_grant. A refresh re-reads the user's current role and
 // permissions, so [Server.SetPermissions] takes effect on the next refresh.
+// [Server.EndSessions] ends every session of a user, as revoking them in the
+// WorkOS dashboard does: their refresh tokens get invalid_grant, while access
+// tokens already issued stay valid until they expire.
 package devauthkit
