@@ -414,6 +414,7 @@ func (s *Server) issueCode(ctx context.Context, p store.PendingAuthorization, id
 		Scopes:            p.Scopes,
 		Resource:          p.Resource,
 		UpstreamSessionID: id.SessionID,
+		UpstreamExpiresAt: id.AccessTokenExpiry,
 		CreatedAt:         now,
 		UpdatedAt:         now,
 		ExpiresAt:         now.Add(s.cfg.RefreshTokenTTL),

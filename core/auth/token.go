@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/toolgate/toolgate/core/auth/authkit"
 	"github.com/toolgate/toolgate/core/store"
@@ -152,18 +153,21 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 }
 
 // newTokens builds the token records for a grant and the response that
-// hands their secrets to the client.
-func (s *Server) newTokens(client store.Client, grantID string, scopes []string, resource string) ([]store.Token, tokenResponse) {
+// hands their secrets to the client. upstreamExpiry is the expiry of the
+// AuthKit access token behind the grant's identity (zero when unknown);
+// see accessLifetime.
+func (s *Server) newTokens(client store.Client, grantID string, scopes []string, resource string, upstreamExpiry time.Time) ([]store.Token, tokenResponse) {
 	now := s.cfg.Now().UTC()
+	lifetime := s.accessLifetime(now, upstreamExpiry)
 	access := store.NewSecret()
 	issue := []store.Token{{
 		Hash: store.HashSecret(access), Kind: store.AccessToken, GrantID: grantID, ClientID: client.ID,
-		Scopes: scopes, Resource: resource, CreatedAt: now, ExpiresAt: now.Add(s.cfg.AccessTokenTTL),
+		Scopes: scopes, Resource: resource, CreatedAt: now, ExpiresAt: now.Add(lifetime),
 	}}
 	resp := tokenResponse{
 		AccessToken: access,
 		TokenType:   "Bearer",
-		ExpiresIn:   int64(s.cfg.AccessTokenTTL.Seconds()),
+		ExpiresIn:   int64(lifetime / time.Second),
 		Scope:       strings.Join(scopes, " "),
 	}
 	if slices.Contains(client.GrantTypes, grantRefresh) {
@@ -175,6 +179,22 @@ func (s *Server) newTokens(client store.Client, grantID string, scopes []string,
 		})
 	}
 	return issue, resp
+}
+
+// accessLifetime is how long an access token issued at now lives:
+// Config.AccessTokenTTL, but never past upstreamExpiry, the expiry of the
+// AuthKit access token that vouched for the grant at its last sign-in or
+// refresh. Our token then never vouches for the user longer than AuthKit
+// itself does: once it expires the client must refresh, the refresh asks
+// AuthKit again, and an ended AuthKit session or a changed permission takes
+// effect. The lifetime is whole seconds, so expires_in states it exactly,
+// and at least one second.
+func (s *Server) accessLifetime(now, upstreamExpiry time.Time) time.Duration {
+	d := s.cfg.AccessTokenTTL
+	if !upstreamExpiry.IsZero() {
+		d = min(d, upstreamExpiry.Sub(now))
+	}
+	return max(d.Truncate(time.Second), time.Second)
 }
 
 // exchangeCode redeems an authorization code (RFC 6749 §4.1.3, RFC 7636
@@ -217,7 +237,7 @@ func (s *Server) exchangeCode(ctx context.Context, client store.Client, form url
 		s.log.ErrorContext(ctx, "auth: load grant", "err", err)
 		return tokenResponse{}, &Error{Code: ErrCodeServerError, Description: "cannot redeem the code", Status: http.StatusInternalServerError}
 	}
-	issue, resp := s.newTokens(client, grantID, g.Scopes, g.Resource)
+	issue, resp := s.newTokens(client, grantID, g.Scopes, g.Resource, g.UpstreamExpiresAt)
 	rec, err := s.st.ExchangeAuthCode(ctx, store.HashSecret(code), issue)
 	switch {
 	case errors.Is(err, store.ErrAlreadyUsed):
@@ -349,7 +369,7 @@ func (s *Server) refresh(ctx context.Context, client store.Client, form url.Valu
 		s.revokeGrant(ctx, g.ID)
 		return tokenResponse{}, oauthErr(ErrCodeInvalidGrant, "the sign-in could not be verified; sign in again")
 	}
-	issue, resp := s.newTokens(client, g.ID, scopes, tok.Resource)
+	issue, resp := s.newTokens(client, g.ID, scopes, tok.Resource, id.AccessTokenExpiry)
 	now := s.cfg.Now().UTC()
 	sealed := s.keys.encrypt(id.RefreshToken, g.ID)
 	_, err = s.st.RotateRefreshToken(ctx, hash, issue, func(g *store.Grant) error {
@@ -362,6 +382,7 @@ func (s *Server) refresh(ctx context.Context, client store.Client, form url.Valu
 			g.UpstreamSessionID = id.SessionID
 		}
 		g.UpstreamRefreshToken = sealed
+		g.UpstreamExpiresAt = id.AccessTokenExpiry
 		g.UpdatedAt = now
 		g.ExpiresAt = now.Add(s.cfg.RefreshTokenTTL)
 		return nil

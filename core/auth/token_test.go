@@ -180,14 +180,16 @@ func TestTokenTransportNegative(t *testing.T) {
 
 // Checklist 43 and 49: the success response's shape and headers.
 func TestTokenSuccessShape(t *testing.T) {
-	e := newTestEnv(t, func(c *Config) { c.AccessTokenTTL = 15 * 60e9 }, nil)
+	// Shorter than the development AuthKit's 5-minute tokens, which would
+	// cap it (TestAccessTokenCappedByUpstream).
+	e := newTestEnv(t, func(c *Config) { c.AccessTokenTTL = 4 * 60e9 }, nil)
 	c := e.publicClient()
 	v, ch := pkce()
 	code := e.getCode(newBrowser(t, "alice@example.com"), c.ClientID, ch)
 	resp, body := e.postForm(PathToken, url.Values{"grant_type": {"authorization_code"}, "code": {code}, "code_verifier": {v}, "client_id": {c.ClientID}}, nil)
 	var tk tokens
 	_ = json.Unmarshal(body, &tk)
-	if resp.StatusCode != 200 || tk.TokenType != "Bearer" || tk.ExpiresIn != 900 || tk.Scope != DefaultScope || len(tk.AccessToken) != 43 || len(tk.RefreshToken) != 43 {
+	if resp.StatusCode != 200 || tk.TokenType != "Bearer" || tk.ExpiresIn != 240 || tk.Scope != DefaultScope || len(tk.AccessToken) != 43 || len(tk.RefreshToken) != 43 {
 		t.Errorf("token response %d %s", resp.StatusCode, body)
 	}
 	if resp.Header.Get("Cache-Control") != "no-store" || resp.Header.Get("Pragma") != "no-cache" || resp.Header.Get("Content-Type") != "application/json" {

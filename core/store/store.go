@@ -313,9 +313,13 @@ type Grant struct {
 	// UpstreamRefreshToken is AuthKit's refresh token, encrypted by the
 	// caller before it reaches the store (the store never sees it in clear).
 	UpstreamRefreshToken []byte
-	CreatedAt            time.Time
-	UpdatedAt            time.Time
-	ExpiresAt            time.Time
+	// UpstreamExpiresAt is when the AuthKit access token behind the last
+	// sign-in or refresh expires (its exp claim); zero when unknown. Access
+	// tokens issued for the grant never outlive it.
+	UpstreamExpiresAt time.Time
+	CreatedAt         time.Time
+	UpdatedAt         time.Time
+	ExpiresAt         time.Time
 }
 
 // TokenKind says whether a token is an access or a refresh token.

@@ -186,6 +186,7 @@ func (h *harness) grant(id, clientID, userID, email string, mod ...func(*store.G
 		Resource:             "https://toolgate.example/mcp",
 		UpstreamSessionID:    "session_" + id,
 		UpstreamRefreshToken: []byte{0, 1, 2, 0xff},
+		UpstreamExpiresAt:    now().Add(5 * time.Minute),
 		CreatedAt:            now(),
 		UpdatedAt:            now(),
 		ExpiresAt:            later(),
