@@ -28,10 +28,16 @@ type readyBody struct {
 	Status  string        `json:"status"` // "ready" or "unavailable"
 	Checks  []readyResult `json:"checks"`
 	Failing []string      `json:"failing,omitempty"`
+	// Replica is this replica's ID in the replica registry.
+	Replica string `json:"replica"`
+	// Plugins is the plugin set this replica serves: compare Digest
+	// across replicas to see that they agree.
+	Plugins readyPlugins `json:"plugins"`
 }
 
 // readyz answers 200 when every readiness check passes and the server is
-// not shutting down, 503 otherwise; the JSON body names each check.
+// not shutting down, 503 otherwise; the JSON body names each check, this
+// replica and the digest of its plugin set.
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	checks := append([]ReadinessCheck(nil), s.checks...)
@@ -53,7 +59,7 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	if s.draining.Load() {
 		results = append(results, readyResult{Name: "shutdown", Error: "the server is shutting down"})
 	}
-	body := readyBody{Status: "ready", Checks: results}
+	body := readyBody{Status: "ready", Checks: results, Replica: s.replica.ID(), Plugins: s.pluginSet.ready()}
 	for _, res := range results {
 		if !res.OK {
 			body.Failing = append(body.Failing, res.Name)

@@ -28,6 +28,7 @@ import (
 	"github.com/toolgate/toolgate/core/config"
 	"github.com/toolgate/toolgate/core/mcpserver"
 	"github.com/toolgate/toolgate/core/plugin"
+	"github.com/toolgate/toolgate/core/replica"
 	"github.com/toolgate/toolgate/core/store"
 	"github.com/toolgate/toolgate/core/store/badgerstore"
 )
@@ -83,6 +84,13 @@ type Server struct {
 	store   store.Store
 	plugins *plugin.Host
 	mcp     *mcpserver.Server // the MCP endpoint on /mcp and /sse
+
+	// replica is this replica's record in the store's replica registry;
+	// pluginSet is the loaded plugin set's digest for /readyz and metrics,
+	// kept current through unsubPlugins' subscription to the plugin host.
+	replica      *replica.Registry
+	pluginSet    *pluginSetState
+	unsubPlugins func()
 
 	reg     *prometheus.Registry
 	metrics *httpMetrics
@@ -180,6 +188,9 @@ func newServer(ctx context.Context, cfg config.Config, logger *slog.Logger, open
 		}
 		return nil
 	})
+	if err := s.setupReplica(); err != nil {
+		return nil, errors.Join(err, s.Close())
+	}
 	if s.auth, err = setupAuth(cfg, st, s.mux, logger, opts); err != nil {
 		return nil, errors.Join(fmt.Errorf("set up sign-in: %w", err), s.Close())
 	}
@@ -276,6 +287,12 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 
+	// This replica's heartbeat in the replica registry, until the drain
+	// starts: from then on listings no longer show it.
+	replicaCtx, stopReplica := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopReplica()
+	replicaDone := s.runReplica(replicaCtx)
+
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	adminServed := make(chan error, 1)
@@ -304,6 +321,7 @@ wait:
 		}
 	}
 	s.draining.Store(true)
+	stopReplica()
 	if s.testHookShutdown != nil {
 		srv.RegisterOnShutdown(s.testHookShutdown)
 	}
@@ -328,6 +346,7 @@ wait:
 			serveErr = fmt.Errorf("serve: %w", err)
 		}
 	}
+	<-replicaDone // its goodbye uses the store
 	if err := s.Close(); err != nil {
 		serveErr = errors.Join(serveErr, err)
 	}
@@ -343,6 +362,9 @@ wait:
 // ran. Calling it again returns the first result.
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
+		if s.unsubPlugins != nil {
+			s.unsubPlugins()
+		}
 		if s.adminLn != nil {
 			_ = s.adminLn.Close() // already closed when Serve ran
 		}
