@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/exec"
 	"strconv"
@@ -129,6 +130,9 @@ func rss(pid int) (int64, error) {
 // 100 on every Linux architecture Go supports).
 const clockTick = 10 * time.Millisecond
 
+// maxTicks is the most clock ticks a time.Duration holds.
+const maxTicks = int64(math.MaxInt64 / clockTick)
+
 // cpuTime is the CPU time (user and system) process pid has used.
 func cpuTime(pid int) (time.Duration, error) {
 	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
@@ -153,7 +157,7 @@ func parseStatCPU(stat []byte) (time.Duration, error) {
 	var ticks int64
 	for _, v := range f[11:13] { // utime, stime: fields 14 and 15
 		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || n < 0 {
+		if err != nil || n < 0 || n > maxTicks-ticks {
 			return 0, fmt.Errorf("unexpected process stat CPU time %q", v)
 		}
 		ticks += n
