@@ -227,11 +227,12 @@ func (r *Registry) Run(ctx context.Context) {
 }
 
 // List returns the live replicas recorded in kv, sorted by ID. A record
-// that cannot be decoded is skipped (and reported in the error, joined,
-// after the ones that could).
+// that cannot be decoded is skipped and reported in the error, which then
+// comes with the non-nil list of the others; a failing store returns a nil
+// list.
 func List(ctx context.Context, kv store.PluginKV) ([]Info, error) {
 	var (
-		out   []Info
+		out   = []Info{}
 		errs  []error
 		after string
 	)

@@ -1,6 +1,7 @@
 // Package admin is the operator's control channel into a running toolgate:
-// list and revoke grants, list and delete clients, and read the audit log
-// of tool calls and denials, while the server runs (the server holds the
+// list and revoke grants, list and delete clients, read the audit log of
+// tool calls and denials, and list the replicas sharing the store with the
+// plugin set each serves, while the server runs (the server holds the
 // store, so the CLI cannot open it itself).
 //
 // The composition root serves [NewHandler] on a separate listener bound to
@@ -27,6 +28,9 @@
 //	                                 audit records, newest first ([AuditEntry];
 //	                                 limit 1–1000, default 50); a bad
 //	                                 parameter is 400 with the reason
+//	GET    /v1/replicas              the live replicas sharing this store, each
+//	                                 with its plugin set ([replica.Info], sorted
+//	                                 by id); one replica on Badger
 package admin
 
 import (
@@ -43,6 +47,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/toolgate/toolgate/core/replica"
 	"github.com/toolgate/toolgate/core/store"
 )
 
@@ -162,6 +167,7 @@ func NewHandler(cfg Config, st store.Store) (http.Handler, error) {
 	h.mux.HandleFunc("GET /v1/clients", h.listClients)
 	h.mux.HandleFunc("DELETE /v1/clients", h.deleteClient)
 	h.mux.HandleFunc("GET /v1/audit", h.listAudit)
+	h.mux.HandleFunc("GET /v1/replicas", h.listReplicas)
 	return h, nil
 }
 
@@ -284,6 +290,21 @@ func (h *handler) deleteClient(w http.ResponseWriter, r *http.Request) {
 	}
 	h.cfg.Logger.InfoContext(r.Context(), "admin: client deleted", "client_id", id)
 	w.WriteHeader(http.StatusNoContent)
+}
+
+func (h *handler) listReplicas(w http.ResponseWriter, r *http.Request) {
+	rs, err := replica.List(r.Context(), h.st)
+	if err != nil && rs == nil {
+		h.fail(w, r, "list replicas", err)
+		return
+	}
+	if err != nil { // some records could not be decoded: show the others
+		h.cfg.Logger.WarnContext(r.Context(), "admin: list replicas", "err", err)
+	}
+	if rs == nil {
+		rs = []replica.Info{}
+	}
+	writeJSON(w, http.StatusOK, rs)
 }
 
 func (h *handler) fail(w http.ResponseWriter, r *http.Request, op string, err error) {

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/toolgate/toolgate/core/replica"
 	"github.com/toolgate/toolgate/core/store"
 	"github.com/toolgate/toolgate/core/store/badgerstore"
 )
@@ -164,5 +165,33 @@ func TestLoadOrCreateToken(t *testing.T) {
 	}
 	if _, err := LoadOrCreateToken(dir); err == nil {
 		t.Error("a short token was accepted")
+	}
+}
+
+func TestAdminReplicas(t *testing.T) {
+	st, c, _, _ := setup(t)
+	ctx := context.Background()
+	rs, err := c.ListReplicas(ctx)
+	if err != nil || rs == nil || len(rs) != 0 {
+		t.Fatalf("no replicas: %v %v, want an empty list", rs, err)
+	}
+	for _, id := range []string{"b:8788", "a:8788"} {
+		r, err := replica.New(replica.Config{Store: st, Self: replica.Info{ID: id, URL: "https://mcp.example.com"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.SetPlugins("sha256:"+id, []replica.Plugin{{Name: "add", SHA256: "aa", Tools: []string{"add"}}})
+		if err := r.Beat(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A record that cannot be decoded does not hide the others.
+	if err := st.KVPut(ctx, store.SystemNamespace, "replica/broken", []byte("{"), 0); err != nil {
+		t.Fatal(err)
+	}
+	rs, err = c.ListReplicas(ctx)
+	if err != nil || len(rs) != 2 || rs[0].ID != "a:8788" || rs[1].ID != "b:8788" || rs[0].PluginDigest != "sha256:a:8788" ||
+		len(rs[1].Plugins) != 1 || rs[1].Plugins[0].Tools[0] != "add" {
+		t.Fatalf("replicas = %+v, %v", rs, err)
 	}
 }

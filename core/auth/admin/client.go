@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/toolgate/toolgate/core/replica"
 	"github.com/toolgate/toolgate/core/store"
 )
 
@@ -56,6 +57,13 @@ func (c *Client) ListClients(ctx context.Context) ([]ClientInfo, error) {
 // DeleteClient deletes a client with its grants and tokens.
 func (c *Client) DeleteClient(ctx context.Context, id string) error {
 	return c.do(ctx, http.MethodDelete, "/v1/clients?id="+url.QueryEscape(id), nil)
+}
+
+// ListReplicas lists the live replicas sharing the server's store, sorted
+// by id, each with the plugin set it serves.
+func (c *Client) ListReplicas(ctx context.Context) ([]replica.Info, error) {
+	var out []replica.Info
+	return out, c.do(ctx, http.MethodGet, "/v1/replicas", &out)
 }
 
 // ListAudit lists the audit records q selects, newest first. A zero
