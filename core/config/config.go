@@ -216,6 +216,13 @@ type AuthConfig struct {
 	// once before RateLimit paces it, between 1 and 10000. The default is
 	// 60.
 	RateLimitBurst int `koanf:"rate_limit_burst"`
+	// DevAccessTokenTTL is how long the development AuthKit's access tokens
+	// live, as the access token duration set in the WorkOS dashboard does
+	// for AuthKit's, between 1s and 24h. toolgate's own access tokens never
+	// outlive the AuthKit token behind them, so a short value shows how
+	// ended sessions and permission changes reach clients. Ignored in
+	// production mode. The default is 5m, WorkOS's default.
+	DevAccessTokenTTL time.Duration `koanf:"dev_access_token_ttl"`
 	// DevUsers are the users the development AuthKit's login page offers.
 	// They are ignored in production mode. The default is alice@example.com
 	// (role admin, permission image_generation) and bob@example.com (role
@@ -322,16 +329,17 @@ func Default() Config {
 			GCInterval: 5 * time.Minute,
 		},
 		Auth: AuthConfig{
-			Mode:            "proxy",
-			AccessTokenTTL:  time.Hour,
-			RefreshTokenTTL: 720 * time.Hour,
-			CodeTTL:         60 * time.Second,
-			SignInTTL:       10 * time.Minute,
-			ClientTTL:       720 * time.Hour,
-			ConsentTTL:      720 * time.Hour,
-			TokenCacheTTL:   time.Minute,
-			RateLimit:       300,
-			RateLimitBurst:  60,
+			Mode:              "proxy",
+			AccessTokenTTL:    time.Hour,
+			RefreshTokenTTL:   720 * time.Hour,
+			CodeTTL:           60 * time.Second,
+			SignInTTL:         10 * time.Minute,
+			ClientTTL:         720 * time.Hour,
+			ConsentTTL:        720 * time.Hour,
+			TokenCacheTTL:     time.Minute,
+			RateLimit:         300,
+			RateLimitBurst:    60,
+			DevAccessTokenTTL: 5 * time.Minute,
 			DevUsers: []DevUser{
 				{Email: "alice@example.com", FirstName: "Alice", LastName: "Example", Role: "admin", Permissions: []string{"image_generation"}, Organization: "Acme"},
 				{Email: "bob@example.com", FirstName: "Bob", LastName: "Example", Role: "member", Permissions: []string{}, Organization: "Acme"},

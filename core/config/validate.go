@@ -245,6 +245,7 @@ func (v *validator) auth() error {
 		{"auth.client_ttl", a.ClientTTL, time.Hour, 8760 * time.Hour},
 		{"auth.consent_ttl", a.ConsentTTL, time.Hour, 8760 * time.Hour},
 		{"auth.token_cache_ttl", a.TokenCacheTTL, time.Second, time.Hour},
+		{"auth.dev_access_token_ttl", a.DevAccessTokenTTL, time.Second, 24 * time.Hour},
 	}
 	for _, t := range ttls {
 		if err := v.durationRange(t.key, t.d, t.lo, t.hi); err != nil {

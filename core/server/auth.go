@@ -93,12 +93,13 @@ func setupAuth(cfg config.Config, st store.Store, mux *http.ServeMux, logger *sl
 			}
 		}
 		dev, err := devauthkit.New(devauthkit.Config{
-			ListenAddr:   cfg.Server.Listen,
-			BaseURL:      public + devauthkit.MountPath,
-			RedirectURIs: []string{public + auth.PathCallback},
-			Users:        users,
-			Key:          opts.devKey,
-			Logger:       logger.With("component", "devauthkit"),
+			ListenAddr:     cfg.Server.Listen,
+			BaseURL:        public + devauthkit.MountPath,
+			RedirectURIs:   []string{public + auth.PathCallback},
+			Users:          users,
+			Key:            opts.devKey,
+			AccessTokenTTL: a.DevAccessTokenTTL,
+			Logger:         logger.With("component", "devauthkit"),
 		})
 		if err != nil {
 			return nil, fmt.Errorf("start the development AuthKit (server.public_url must be a loopback URL in development mode): %w", err)
