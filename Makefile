@@ -11,8 +11,11 @@ PLUGIN_OUT   := plugins/dist
 # Test timeouts: a hung test fails the run instead of blocking CI.
 TEST_TIMEOUT ?= 15m
 RACE_TIMEOUT ?= 25m
-# How long "make fuzz" runs each fuzz target.
+# How long "make fuzz" runs each fuzz target, with how many workers (empty:
+# GOMAXPROCS), and which targets (an extended regexp on their names).
 FUZZTIME     ?= 10s
+FUZZPARALLEL ?=
+FUZZ         ?= .
 # Extra arguments for "make run", e.g. make run ARGS="-log-level debug".
 ARGS         ?=
 
@@ -78,13 +81,8 @@ bench: plugins build ## Benchmark toolgate against the go-sdk floor and the Type
 	$(GO) build -o bin/bench ./bench
 	./bin/bench $(BENCH_ARGS)
 
-fuzz: ## Run each fuzz target for FUZZTIME (default 10s)
-	@set -e; for pkg in $$($(GO) list ./...); do \
-		for target in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
-			echo "fuzz $$pkg $$target"; \
-			$(GO) test -run='^$$' -fuzz="^$$target\$$" -fuzztime=$(FUZZTIME) $$pkg; \
-		done; \
-	done
+fuzz: ## Run each fuzz target for FUZZTIME (default 10s); FUZZ=regexp picks targets
+	GO=$(GO) FUZZTIME=$(FUZZTIME) FUZZPARALLEL=$(FUZZPARALLEL) FUZZ='$(FUZZ)' ./.ci/fuzz
 
 lint: ## Run go vet and staticcheck (native, and wasip1 for sdk and plugins)
 	$(GO) vet ./...
