@@ -1,12 +1,15 @@
 package auth
 
 import (
+	"encoding/base64"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/toolgate/toolgate/core/store"
 )
 
 // FuzzAuthorizeQuery feeds arbitrary query strings to /authorize: never a
@@ -148,6 +151,67 @@ func FuzzConsentCookie(f *testing.F) {
 		req.AddCookie(&http.Cookie{Name: cookieConsent, Value: value})
 		if got := e.auth.readConsents(req, browser); len(got) != 0 {
 			t.Fatalf("forged consent cookie %q accepted: %v", value, got)
+		}
+	})
+}
+
+// FuzzRevokeForm feeds arbitrary form bodies and Authorization headers to
+// /revoke (RFC 7009): never a 500 or a panic, never a cacheable answer,
+// and never the revocation of a token the request did not prove it owns.
+// The victim is a confidential client whose secret the fuzzer never sees;
+// the attacker is a public client. In the inputs, {A} and {V} stand for
+// the attacker's and the victim's client ids, {AT} and {RT} for the
+// victim's access and refresh tokens, so the committed seeds in
+// testdata/fuzz/FuzzRevokeForm aim at real tokens.
+func FuzzRevokeForm(f *testing.F) {
+	e := newTestEnv(f, func(c *Config) { c.DisableCIMD = true }, nil)
+	attacker := e.publicClient()
+	victim := e.register(`{"redirect_uris":["` + testRedirect + `"],"grant_types":["authorization_code","refresh_token"],"client_name":"Victim"}`)
+	v, ch := pkce()
+	code := e.getCode(newBrowser(f, "alice@example.com"), victim.ClientID, ch)
+	status, tk := e.token(url.Values{"grant_type": {"authorization_code"}, "code": {code}, "code_verifier": {v}}, basicAuth(victim.ClientID, victim.ClientSecret))
+	if status != http.StatusOK {
+		f.Fatalf("victim's code exchange: %d %+v", status, tk)
+	}
+	fill := strings.NewReplacer("{A}", attacker.ClientID, "{V}", victim.ClientID, "{AT}", tk.AccessToken, "{RT}", tk.RefreshToken)
+
+	f.Add("token={AT}&client_id={A}", "")
+	f.Add("token={RT}&client_id={A}&token_type_hint=refresh_token", "")
+	f.Add("token={RT}&client_id={V}", "")
+	f.Add("token={RT}&client_id={V}&client_secret=guess", "")
+	f.Add("token={AT}", "Basic "+base64.StdEncoding.EncodeToString([]byte(victim.ClientID+":guess")))
+	f.Add("token={AT}", "Basic "+base64.StdEncoding.EncodeToString([]byte(attacker.ClientID+":")))
+	f.Add("token={AT}&client_id={A}", "Bearer {AT}")
+	f.Add("token={AT}&token={RT}&client_id={A}", "")
+	f.Add("token=garbage&client_id={A}", "")
+	f.Add("token=&client_id={A}", "")
+	f.Add("token="+strings.Repeat("x", 200)+"&client_id={A}", "")
+	f.Add("%zz", "")
+	f.Add("", "")
+	f.Fuzz(func(t *testing.T, body, authorization string) {
+		rec := httptest.NewRecorder()
+		req := httptest.NewRequest("POST", PathRevoke, strings.NewReader(fill.Replace(body)))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		if authorization != "" {
+			req.Header.Set("Authorization", fill.Replace(authorization))
+		}
+		e.auth.handleRevoke(rec, req)
+		switch rec.Code {
+		case http.StatusOK:
+			if rec.Body.Len() != 0 {
+				t.Fatalf("200 with a body: %s", rec.Body)
+			}
+		case http.StatusBadRequest, http.StatusUnauthorized, http.StatusRequestEntityTooLarge:
+		default:
+			t.Fatalf("status %d for body %q, Authorization %q: %s", rec.Code, body, authorization, rec.Body)
+		}
+		if rec.Header().Get("Cache-Control") != "no-store" {
+			t.Fatalf("status %d is cacheable", rec.Code)
+		}
+		for name, tok := range map[string]string{"access": tk.AccessToken, "refresh": tk.RefreshToken} {
+			if _, err := e.st.GetToken(t.Context(), store.HashSecret(tok)); err != nil {
+				t.Fatalf("the victim's %s token is gone after body %q, Authorization %q: %v", name, body, authorization, err)
+			}
 		}
 	})
 }
