@@ -10,6 +10,7 @@
 //	toolgate grants <command>    list and revoke grants of a running server
 //	toolgate clients <command>   list and delete OAuth clients of a running server
 //	toolgate audit tail          print (and follow) the audit log of a running server
+//	toolgate replicas            list the replicas sharing a running server's store
 //	toolgate version             print version information
 //
 // Run "toolgate <command> -h" for a command's flags and examples. This
@@ -61,6 +62,8 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 		return clients(args[1:], environ, stdout, stderr)
 	case "audit":
 		return audit(args[1:], environ, stdout, stderr)
+	case "replicas":
+		return replicas(args[1:], environ, stdout, stderr)
 	case "version":
 		return version(args[1:], stdout, stderr)
 	case "help", "-h", "-help", "--help":
@@ -86,6 +89,7 @@ Commands:
   grants    list and revoke grants (sign-ins) of a running server
   clients   list and delete OAuth clients of a running server
   audit     audit tail: print and follow tool calls and denials of a running server
+  replicas  list the replicas sharing a running server's store and their plugin sets
   version   print version and build information
 
 Run "toolgate <command> -h" for the flags and examples of a command.
