@@ -316,8 +316,7 @@ func (s *Server) startUpstream(w http.ResponseWriter, r *http.Request, req authR
 		s.redirectError(w, r, req, &Error{Code: ErrCodeServerError, Description: "cannot start the sign-in"})
 		return
 	}
-	w.Header().Set("Cache-Control", "no-store")
-	http.Redirect(w, r, target, http.StatusSeeOther)
+	seeOther(w, r, target)
 }
 
 // handleCallback completes the upstream sign-in: it consumes the pending
@@ -475,9 +474,7 @@ func (s *Server) redirect(w http.ResponseWriter, r *http.Request, req authReques
 	}
 	q.Set("iss", s.issuer)
 	u.RawQuery = q.Encode()
-	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("Referrer-Policy", "no-referrer")
-	http.Redirect(w, r, u.String(), http.StatusSeeOther)
+	seeOther(w, r, u.String())
 }
 
 // browserCookie returns this browser's id from its cookie, or "".

@@ -73,6 +73,15 @@ func setPageHeaders(w http.ResponseWriter) {
 	h.Set("Cache-Control", "no-store")
 }
 
+// seeOther redirects the browser to target with 303 See Other and the page
+// headers: a redirect is a page too (no caching of a URL that carries a
+// code, no referrer), and the preset Content-Type keeps http.Redirect from
+// writing its HTML body.
+func seeOther(w http.ResponseWriter, r *http.Request, target string) {
+	setPageHeaders(w)
+	http.Redirect(w, r, target, http.StatusSeeOther)
+}
+
 // renderError shows an error the user's browser must not be redirected
 // with (RFC 6749 §4.1.2.1): an unknown client, a bad redirect URI, a bad
 // callback.

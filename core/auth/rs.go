@@ -130,7 +130,9 @@ func (rs *ResourceServer) Mount(mux *http.ServeMux) {
 		}))
 	}
 	mux.Handle(PathASMetadata, withCORS("GET, HEAD, OPTIONS", func(w http.ResponseWriter, r *http.Request) {
-		http.Redirect(w, r, rs.cfg.AuthorizationServer+PathASMetadata, http.StatusTemporaryRedirect)
+		// Location only: http.Redirect would add an HTML body.
+		w.Header().Set("Location", rs.cfg.AuthorizationServer+PathASMetadata)
+		w.WriteHeader(http.StatusTemporaryRedirect)
 	}))
 }
 

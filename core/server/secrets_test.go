@@ -11,6 +11,7 @@ import (
 	"image"
 	"image/png"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/cookiejar"
@@ -134,6 +135,35 @@ func buildTestPlugins(t *testing.T) string {
 		}
 	}
 	return dir
+}
+
+// startBadgerServer serves cfg with a real Badger store on a loopback
+// port until the test ends; wrap, when not nil, wraps the server's whole
+// handler (the development AuthKit's traffic included).
+func startBadgerServer(t *testing.T, cfg config.Config, logger *slog.Logger, wrap func(http.Handler) http.Handler) *Server {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := newServer(t.Context(), ForListener(cfg, ln.Addr()), logger, openBadger, testAuthOptions(t))
+	if err != nil {
+		ln.Close()
+		t.Fatal(err)
+	}
+	if wrap != nil {
+		s.handler = wrap(s.handler)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ctx, ln) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+	return s
 }
 
 var hiddenField = regexp.MustCompile(`<input type="hidden" name="([a-z_]+)" value="([^"]*)">`)
@@ -284,6 +314,12 @@ func (c *flowClient) post(path string, form url.Values, secret string) (int, oau
 // signIn runs the browser flow as user and exchanges the code.
 func (c *flowClient) signIn(user string) oauthAnswer {
 	c.t.Helper()
+	return c.signInWith(newFlowBrowser(c.t, user, c.secrets))
+}
+
+// signInWith runs the browser flow in b and exchanges the code.
+func (c *flowClient) signInWith(b *flowBrowser) oauthAnswer {
+	c.t.Helper()
 	verifier := store.NewSecret() + "-verifier"
 	c.secrets.add("PKCE verifier", verifier)
 	q := url.Values{
@@ -291,11 +327,11 @@ func (c *flowClient) signIn(user string) oauthAnswer {
 		"code_challenge": {s256(verifier)}, "code_challenge_method": {"S256"},
 		"state": {"client-state"}, "resource": {c.public + PathMCP},
 	}
-	loc := newFlowBrowser(c.t, user, c.secrets).walk(c.public+"/authorize?"+q.Encode(), flowRedirect)
+	loc := b.walk(c.public+"/authorize?"+q.Encode(), flowRedirect)
 	code := loc.Query().Get("code")
 	status, a := c.post("/token", url.Values{"grant_type": {"authorization_code"}, "code": {code}, "code_verifier": {verifier}, "redirect_uri": {flowRedirect}}, c.secret)
 	if status != http.StatusOK || a.AccessToken == "" || a.RefreshToken == "" {
-		c.t.Fatalf("code exchange for %s = %d %+v", user, status, a)
+		c.t.Fatalf("code exchange for %s = %d %+v", b.user, status, a)
 	}
 	return a
 }
@@ -428,31 +464,15 @@ secrets = { token = "TOOLGATE_TEST_PLUGIN_TOKEN" }
 
 	logs := &syncBuffer{}
 	logger := NewLogger(logs, config.LogConfig{Level: "debug", Format: "json"})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := newServer(t.Context(), ForListener(cfg, ln.Addr()), logger, openBadger, testAuthOptions(t))
-	if err != nil {
-		ln.Close()
-		t.Fatal(err)
-	}
-	s.handler = &upstreamRecorder{next: s.handler, secrets: secrets}
+	s := startBadgerServer(t, cfg, logger, func(next http.Handler) http.Handler {
+		return &upstreamRecorder{next: next, secrets: secrets}
+	})
 	secrets.add("development AuthKit API key", s.auth.dev.APIKey())
 	adminToken, err := admin.LoadOrCreateToken(cfg.Store.Dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	secrets.add("admin token", adminToken)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	})
 	public := s.cfg.Server.PublicURL
 
 	// alice: a confidential client, sign-in, refresh, tool calls.

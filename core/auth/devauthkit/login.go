@@ -185,7 +185,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	target.RawQuery = v.Encode()
 	s.logger.Info("devauthkit: signed in", "email", u.Email)
-	w.Header().Set("Cache-Control", "no-store")
+	setPageHeaders(w, "") // also keeps http.Redirect from writing an HTML body
 	http.Redirect(w, r, target.String(), http.StatusSeeOther)
 }
 
@@ -200,6 +200,7 @@ func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request) {
 	s.revoke(sid)
 	if rt := r.URL.Query().Get("return_to"); rt != "" {
 		if origin, err := redirectOrigin(rt); err == nil && s.allowedOrigin(origin) {
+			setPageHeaders(w, "") // also keeps http.Redirect from writing an HTML body
 			http.Redirect(w, r, rt, http.StatusFound)
 			return
 		}
