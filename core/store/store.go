@@ -86,8 +86,12 @@ type Store interface {
 type Watcher interface {
 	// Watch calls fn for every change committed after Watch returned, until
 	// ctx is done. fn runs on the store's goroutine and must not block.
-	// When the backend may have missed changes (a dropped connection), it
-	// calls fn with a Change of kind ChangeUnknown: drop every cached entry.
+	// When the backend may have missed changes, it calls fn with a Change
+	// of kind ChangeUnknown: drop every cached entry. A backend that learns
+	// of changes over a connection that can drop (a shared one) calls fn
+	// with ChangeSuspended the moment it is lost, and with ChangeUnknown
+	// once changes flow again: in between, nothing may be served from a
+	// cache that announcements keep fresh.
 	Watch(ctx context.Context, fn func(Change))
 }
 
@@ -99,7 +103,10 @@ const (
 	ChangeGrantRevoked  ChangeKind = "grant_revoked"  // ID is the grant ID
 	ChangeTokenDeleted  ChangeKind = "token_deleted"  // ID is the token hash
 	ChangeClientDeleted ChangeKind = "client_deleted" // ID is the client ID
-	ChangeUnknown       ChangeKind = "unknown"        // anything may have changed
+	ChangeUnknown       ChangeKind = "unknown"        // anything may have changed: drop every cached entry
+	// ChangeSuspended: announcements may be missed from now on. Drop every
+	// cached entry and cache nothing until the next ChangeUnknown.
+	ChangeSuspended ChangeKind = "suspended"
 )
 
 // Change is one announcement from a Watcher.
