@@ -227,7 +227,11 @@ func (s *Server) loadCaller(ctx context.Context, hash string, now time.Time) (*C
 }
 
 // onChange is the store.Watcher callback: it drops cache entries that a
-// change may have made stale. It must not block.
+// change may have made stale. While the store cannot announce changes
+// (ChangeSuspended until the next ChangeUnknown) the cache is empty and
+// bypassed, so every bearer token is checked against the store: a token
+// revoked on another replica meanwhile is never served from memory. It
+// must not block.
 func (s *Server) onChange(ch store.Change) {
 	switch ch.Kind {
 	case store.ChangeGrantUpdated, store.ChangeGrantRevoked:
@@ -236,7 +240,11 @@ func (s *Server) onChange(ch store.Change) {
 		s.cache.drop(ch.ID)
 	case store.ChangeClientDeleted:
 		s.cache.dropClient(ch.ID)
-	default:
+	case store.ChangeSuspended:
+		s.cache.suspend()
+	case store.ChangeUnknown:
+		s.cache.resume()
+	default: // a kind this version does not know
 		s.cache.clear()
 	}
 }
@@ -245,12 +253,14 @@ func (s *Server) onChange(ch store.Change) {
 // when full, expired entries are swept, and if that frees nothing an
 // arbitrary tenth of the entries is evicted. A generation counter keeps a
 // lookup that raced with an invalidation from caching a stale answer.
+// While suspended it holds nothing and caches nothing.
 type tokenCache struct {
 	max int
 
-	mu      sync.RWMutex
-	gen     uint64
-	entries map[string]cacheEntry
+	mu        sync.RWMutex
+	gen       uint64
+	suspended bool
+	entries   map[string]cacheEntry
 }
 
 type cacheEntry struct {
@@ -288,7 +298,7 @@ func (c *tokenCache) put(hash string, caller *Caller, until time.Time, gen uint6
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.gen != gen {
+	if c.gen != gen || c.suspended {
 		return
 	}
 	if len(c.entries) >= c.max {
@@ -342,6 +352,24 @@ func (c *tokenCache) clear() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.gen++
+	clear(c.entries)
+}
+
+// suspend empties the cache and stops it caching until resume.
+func (c *tokenCache) suspend() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gen++
+	c.suspended = true
+	clear(c.entries)
+}
+
+// resume empties the cache and lets it cache again.
+func (c *tokenCache) resume() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gen++
+	c.suspended = false
 	clear(c.entries)
 }
 

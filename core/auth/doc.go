@@ -61,7 +61,10 @@
 // Protect looks tokens up by hash in a bounded in-memory cache in front of
 // the store (entries live at most Config.CacheTTL and never past the
 // token's expiry), dropped on revocation here and, when the store is a
-// store.Watcher, on changes announced by the store. The verified [Caller]
+// store.Watcher, on changes announced by the store. While the store says
+// it may miss announcements (store.ChangeSuspended, a shared store whose
+// notification connection dropped) the cache is emptied and bypassed
+// until the next store.ChangeUnknown. The verified [Caller]
 // is in the request context ([CallerFromContext]), and also as a go-sdk
 // auth.TokenInfo for packages that only import the go-sdk.
 //
