@@ -110,6 +110,19 @@ func envName(path string) string {
 // Keys returns every configuration key path, in declaration order.
 func Keys() []string { return slices.Clone(schema.paths) }
 
+// SecretKeys returns the path of every key whose value is a [Secret], in
+// declaration order: the values `toolgate config`, error messages and logs
+// hide.
+func SecretKeys() []string {
+	var paths []string
+	for _, k := range schema.keys {
+		if k.kind == kindSecret {
+			paths = append(paths, k.path)
+		}
+	}
+	return paths
+}
+
 // field returns the settable field of cfg for k.
 func (k *keyInfo) field(cfg *Config) reflect.Value {
 	return reflect.ValueOf(cfg).Elem().FieldByIndex(k.index)
