@@ -42,6 +42,10 @@ type authParts struct {
 	upstream *authkit.Upstream
 	dev      *devauthkit.Server // nil in production
 	close    func() error       // auth.Server.Close; nil in resource-server mode
+	// invalidate drops bearer-cache entries a revocation by the admin
+	// endpoint made stale (auth.Server.Invalidate); nil in resource-server
+	// mode, which has no grants.
+	invalidate func(store.Change)
 }
 
 // authOptions are the composition root's test seams.
@@ -159,6 +163,7 @@ func setupAuth(cfg config.Config, st store.Store, mux *http.ServeMux, logger *sl
 		}
 		parts.guard = srv
 		parts.close = srv.Close
+		parts.invalidate = srv.Invalidate
 	}
 	parts.guard.Mount(mux)
 	return parts, nil
@@ -236,7 +241,7 @@ func (s *Server) listenAdmin(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("admin endpoint: %w", err)
 	}
-	h, err := admin.NewHandler(admin.Config{Token: tok, Sessions: s.auth.upstream, Logger: s.log.With("component", "admin")}, s.store)
+	h, err := admin.NewHandler(admin.Config{Token: tok, Sessions: s.auth.upstream, Invalidate: s.auth.invalidate, Logger: s.log.With("component", "admin")}, s.store)
 	if err != nil {
 		return fmt.Errorf("admin endpoint: %w", err)
 	}

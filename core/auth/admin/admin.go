@@ -104,6 +104,13 @@ type Config struct {
 	// Sessions, when not nil, also ends the AuthKit session behind each
 	// revoked grant (best effort; failures are logged).
 	Sessions SessionRevoker
+	// Invalidate, when not nil, is told of every grant the handler revoked
+	// and every client it deleted, before the handler answers, so that a
+	// bearer-token cache in this process (*auth.Server's Invalidate) drops
+	// the stale entries at once instead of when the store's change feed
+	// (store.Watcher) delivers them: the very next request with a revoked
+	// token is refused.
+	Invalidate func(store.Change)
 	// Logger receives one line per change. Default slog.Default().
 	Logger *slog.Logger
 }
@@ -243,11 +250,19 @@ func (h *handler) revokeUserGrants(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, Revoked{Revoked: n})
 }
 
+// invalidate passes a committed change to Config.Invalidate.
+func (h *handler) invalidate(ch store.Change) {
+	if h.cfg.Invalidate != nil {
+		h.cfg.Invalidate(ch)
+	}
+}
+
 // revoke deletes a grant and its tokens, then ends its upstream session.
 func (h *handler) revoke(ctx context.Context, g store.Grant) error {
 	if err := h.st.RevokeGrant(ctx, g.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
 		return err
 	}
+	h.invalidate(store.Change{Kind: store.ChangeGrantRevoked, ID: g.ID})
 	h.cfg.Logger.InfoContext(ctx, "admin: grant revoked", "grant_id", g.ID, "user_id", g.UserID, "client_id", g.ClientID)
 	if h.cfg.Sessions != nil && g.UpstreamSessionID != "" {
 		if err := h.cfg.Sessions.RevokeSession(ctx, g.UpstreamSessionID); err != nil {
@@ -288,6 +303,7 @@ func (h *handler) deleteClient(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, "delete client", err)
 		return
 	}
+	h.invalidate(store.Change{Kind: store.ChangeClientDeleted, ID: id})
 	h.cfg.Logger.InfoContext(r.Context(), "admin: client deleted", "client_id", id)
 	w.WriteHeader(http.StatusNoContent)
 }
