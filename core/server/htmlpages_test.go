@@ -91,6 +91,9 @@ func TestSecurityHeadersOnEveryHTMLPage(t *testing.T) {
 		_, _ = io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
 	}
+	// No index page: what a browser opening the server sees.
+	visit("GET", public+"/", nil)
+	visit("GET", public+"/favicon.ico", nil)
 	// Our error pages: unknown client, bad redirect URI, a consent form
 	// without its CSRF token, a callback without state.
 	visit("GET", public+"/authorize?client_id=nope&response_type=code", nil)
