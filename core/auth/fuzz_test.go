@@ -12,11 +12,16 @@ import (
 	"github.com/toolgate/toolgate/core/store"
 )
 
+// noCIMD turns client ID metadata documents off: a fuzzed https client_id
+// must not make the fuzzer fetch from the network (FuzzCIMDDocument and
+// FuzzCIMDURL cover those parsers).
+func noCIMD(c *Config) { c.DisableCIMD = true }
+
 // FuzzAuthorizeQuery feeds arbitrary query strings to /authorize: never a
 // 500 or a panic, a redirect only to a registered redirect URI, and a
 // consent page only for a fully valid request.
 func FuzzAuthorizeQuery(f *testing.F) {
-	e := newTestEnv(f, nil, nil)
+	e := newTestEnv(f, noCIMD, nil)
 	c := e.publicClient()
 	_, ch := pkce()
 	valid := strings.TrimPrefix(e.authorizeURL(c.ClientID, ch, nil), e.base+PathAuthorize+"?")
@@ -52,7 +57,7 @@ func FuzzAuthorizeQuery(f *testing.F) {
 // FuzzTokenForm feeds arbitrary form bodies to /token: never a 500 or a
 // panic, and never a token.
 func FuzzTokenForm(f *testing.F) {
-	e := newTestEnv(f, nil, nil)
+	e := newTestEnv(f, noCIMD, nil)
 	c := e.publicClient()
 	f.Add("grant_type=authorization_code&code=x&code_verifier=" + strings.Repeat("a", 43) + "&client_id=" + c.ClientID)
 	f.Add("grant_type=refresh_token&refresh_token=x&client_id=" + c.ClientID)
@@ -164,7 +169,7 @@ func FuzzConsentCookie(f *testing.F) {
 // victim's access and refresh tokens, so the committed seeds in
 // testdata/fuzz/FuzzRevokeForm aim at real tokens.
 func FuzzRevokeForm(f *testing.F) {
-	e := newTestEnv(f, func(c *Config) { c.DisableCIMD = true }, nil)
+	e := newTestEnv(f, noCIMD, nil)
 	attacker := e.publicClient()
 	victim := e.register(`{"redirect_uris":["` + testRedirect + `"],"grant_types":["authorization_code","refresh_token"],"client_name":"Victim"}`)
 	v, ch := pkce()
