@@ -102,15 +102,19 @@ type Config struct {
 	// the first may stay idle before they are closed (6-12 MiB each): a
 	// burst grows the pool to pool_size, and the quiet after it shrinks it
 	// back to one warm instance. A host-owned ticker checks every
-	// IdleInstanceTTL/2, so an instance goes between TTL and 1.5×TTL after
-	// its last call. Default DefaultIdleInstanceTTL; negative never
-	// shrinks.
+	// IdleInstanceTTL/2 (at most every 5s), so an instance goes between
+	// TTL and 1.5×TTL after its last call. Default DefaultIdleInstanceTTL;
+	// negative never shrinks.
+	//
+	// The same ticker returns freed memory to the OS once calls have
+	// stopped (one forced garbage collection per quiet spell, between 5s
+	// and 10s after the last call with the default TTL), whatever the TTL.
 	IdleInstanceTTL time.Duration
 
 	// now is the clock of idle times; time.Now unless a test sets it.
 	now func() time.Time
-	// freeOSMemory runs after a reload that compiled cold;
-	// debug.FreeOSMemory unless a test sets it.
+	// freeOSMemory returns freed memory to the OS, after a reload and
+	// when calls have stopped; debug.FreeOSMemory unless a test sets it.
 	freeOSMemory func()
 }
 

@@ -39,10 +39,13 @@ type Host struct {
 	stopWatch chan struct{}
 	watchDone chan struct{}
 
-	// stopReaper and reaperDone run the idle-instance reaper (nil when
-	// IdleInstanceTTL is negative).
+	// stopReaper and reaperDone run the idle loop: the idle-instance
+	// reaper and the idle memory release (see idleLoop).
 	stopReaper chan struct{}
 	reaperDone chan struct{}
+	// calls counts finished calls; the idle loop compares it between its
+	// ticks to see the host go quiet.
+	calls atomic.Uint64
 }
 
 // now is the host's clock for idle times.
@@ -241,9 +244,7 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 		_ = cache.Close(ctx)
 		return nil, err
 	}
-	if cfg.IdleInstanceTTL > 0 {
-		h.startReaper(cfg.IdleInstanceTTL)
-	}
+	h.startReaper(cfg.IdleInstanceTTL)
 	if cfg.Watch {
 		if err := h.startWatch(); err != nil {
 			_ = h.Close(ctx)
@@ -343,45 +344,131 @@ func (h *Host) reload(ctx context.Context) error {
 		// collection and scavenge, here in the reloading goroutine after
 		// the new set serves, returns it at once; reloads are rare, so
 		// its cost (one full GC) does not matter.
-		h.cfg.freeOSMemory()
+		h.releaseMemory("plugins loaded")
 	}
 	return nil
 }
 
-// startReaper starts the goroutine that closes idle instances beyond each
-// plugin's first once they have been idle for longer than ttl. Close stops
-// it.
+// releaseMemory runs one garbage collection and returns the freed pages to
+// the OS (debug.FreeOSMemory), and logs what it took. It blocks its caller
+// for the collection (milliseconds to tens of milliseconds, growing with
+// the live heap) while other goroutines keep running: call it from a
+// background goroutine, never on a call's path.
+func (h *Host) releaseMemory(why string) {
+	start := time.Now()
+	h.cfg.freeOSMemory()
+	h.metrics.releases.Inc()
+	h.log.Debug("returned freed memory to the OS", "after", why, "took", time.Since(start).Round(time.Microsecond).String())
+}
+
+// idleReleaseTick is the longest interval between two ticks of the idle
+// loop, so that memory goes back to the OS between one and two of them
+// after the last call.
+const idleReleaseTick = 5 * time.Second
+
+// idleTick is the interval of the idle loop for an IdleInstanceTTL of ttl
+// (negative: no shrinking).
+func idleTick(ttl time.Duration) time.Duration {
+	if ttl <= 0 {
+		return idleReleaseTick
+	}
+	return max(min(ttl/2, idleReleaseTick), time.Millisecond)
+}
+
+// startReaper starts the idle loop (see idleLoop); Close stops it.
 func (h *Host) startReaper(ttl time.Duration) {
 	h.stopReaper = make(chan struct{})
 	h.reaperDone = make(chan struct{})
 	go func() {
 		defer close(h.reaperDone)
-		t := time.NewTicker(max(ttl/2, time.Millisecond))
+		t := time.NewTicker(idleTick(ttl))
 		defer t.Stop()
+		var l idleLoop
 		for {
 			select {
 			case <-h.stopReaper:
 				return
 			case <-t.C:
-				h.reapIdle(ttl)
+				l.tick(h, ttl)
 			}
 		}
 	}()
 }
 
-// reapIdle shrinks the pool of every plugin of the serving set.
-func (h *Host) reapIdle(ttl time.Duration) {
+// idleLoop is the state of the host's idle loop. On every tick it closes
+// the warm instances beyond each plugin's first that have idled for longer
+// than IdleInstanceTTL (when positive), and it returns freed memory to the
+// OS once per quiet spell: when no call finished since the previous tick
+// but some did since the last release, or when instances were just closed.
+//
+// Why: a call leaves garbage in the Go heap (its JSON, a rendered image,
+// the go-sdk's buffers), and closed instances leave their linear memory
+// there. With the heap's live part at some 50 MiB, the Go runtime
+// collects again only once the heap has doubled, and it hands free pages
+// back over minutes, so a server that has gone quiet would keep tens of
+// MiB it does not use. One collection and scavenge per quiet spell costs
+// one full GC (measured in bench/results) on this goroutine while nothing
+// is running.
+type idleLoop struct {
+	seen     uint64 // h.calls at the previous tick
+	released uint64 // h.calls at the last release
+}
+
+func (l *idleLoop) tick(h *Host, ttl time.Duration) {
+	closed := 0
+	if ttl > 0 {
+		closed = h.reapIdle(ttl)
+	}
+	n := h.calls.Load()
+	quiet := n == l.seen
+	l.seen = n
+	why := ""
+	switch {
+	case closed > 0:
+		why = "closing idle instances"
+	case quiet && n != l.released:
+		why = "calls stopped"
+	default:
+		return
+	}
+	h.recycleGrown()
+	h.releaseMemory(why)
+	l.released = n
+}
+
+// recycleGrown replaces the grown idle instances of every plugin of the
+// serving set (see loadedPlugin.recycleGrown).
+func (h *Host) recycleGrown() {
 	s := h.acquireSet()
 	if s == nil {
 		return
 	}
 	defer s.release(context.Background())
-	now := h.now()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
 	for _, p := range s.plugins {
 		if p.isolation == IsolationPooled {
-			p.shrinkIdle(now, ttl)
+			p.recycleGrown(ctx)
 		}
 	}
+}
+
+// reapIdle shrinks the pool of every plugin of the serving set and returns
+// how many instances it closed.
+func (h *Host) reapIdle(ttl time.Duration) int {
+	s := h.acquireSet()
+	if s == nil {
+		return 0
+	}
+	defer s.release(context.Background())
+	now := h.now()
+	closed := 0
+	for _, p := range s.plugins {
+		if p.isolation == IsolationPooled {
+			closed += p.shrinkIdle(now, ttl)
+		}
+	}
+	return closed
 }
 
 // Subscribe calls fn after every reload, successful or not, until the
@@ -456,6 +543,7 @@ func (h *Host) Call(ctx context.Context, toolName string, args json.RawMessage, 
 	}
 	start := time.Now()
 	res, err := h.call(ctx, p, toolName, args, caller, opts)
+	h.calls.Add(1)
 	h.metrics.calls.WithLabelValues(p.src.name, toolName).Inc()
 	h.metrics.duration.WithLabelValues(p.src.name, toolName).Observe(time.Since(start).Seconds())
 	if err != nil {

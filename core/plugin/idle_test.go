@@ -2,7 +2,10 @@ package plugin
 
 import (
 	"context"
+	"fmt"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -164,14 +167,16 @@ func TestIdleReaperTicker(t *testing.T) {
 
 func TestIdleInstanceTTLDefaults(t *testing.T) {
 	tests := []struct {
-		name       string
-		ttl        time.Duration
-		want       time.Duration
-		wantReaper bool
+		name     string
+		ttl      time.Duration
+		want     time.Duration
+		wantTick time.Duration
 	}{
-		{"zero is the default", 0, DefaultIdleInstanceTTL, true},
-		{"positive is kept", 5 * time.Second, 5 * time.Second, true},
-		{"negative never shrinks", -1, -1, false},
+		{"zero is the default", 0, DefaultIdleInstanceTTL, 5 * time.Second},
+		{"a long ttl ticks every 5s", time.Hour, time.Hour, 5 * time.Second},
+		{"a short ttl ticks every ttl/2", 4 * time.Second, 4 * time.Second, 2 * time.Second},
+		// The loop still runs, to return memory once calls stop.
+		{"negative never shrinks", -1, -1, 5 * time.Second},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -179,10 +184,102 @@ func TestIdleInstanceTTLDefaults(t *testing.T) {
 			if h.cfg.IdleInstanceTTL != tt.want {
 				t.Errorf("IdleInstanceTTL = %s, want %s", h.cfg.IdleInstanceTTL, tt.want)
 			}
-			if got := h.stopReaper != nil; got != tt.wantReaper {
-				t.Errorf("reaper running = %v, want %v", got, tt.wantReaper)
+			if h.stopReaper == nil {
+				t.Error("the idle loop is not running")
+			}
+			if got := idleTick(h.cfg.IdleInstanceTTL); got != tt.wantTick {
+				t.Errorf("idle tick = %s, want %s", got, tt.wantTick)
 			}
 		})
+	}
+}
+
+// When calls stop, the idle loop replaces an idle instance whose linear
+// memory grew and returns freed memory to the OS, once per quiet spell.
+// Fake time in a synctest bubble lets the ticks pass without waiting.
+func TestIdleMemoryRelease(t *testing.T) {
+	// Build the guests outside the bubble.
+	testWasm(t, "echo")
+	faultyEntry(t)
+	synctest.Test(t, func(t *testing.T) {
+		var frees atomic.Int32
+		h := echoAndFaulty(t, nil, func(c *Config) {
+			c.freeOSMemory = func() { frees.Add(1) }
+		})
+		p := h.cur.Load().tools["grow"]
+		fresh := float64(p.freshMemory)
+		if fresh == 0 {
+			t.Fatal("the memory of a fresh instance was not measured")
+		}
+		linear := h.metrics.linear.WithLabelValues("faulty")
+		live := h.metrics.instances.WithLabelValues("faulty")
+		if got := metricValue(linear); got != fresh {
+			t.Fatalf("linear memory after load = %v, want %v", got, fresh)
+		}
+		tick := idleTick(DefaultIdleInstanceTTL)
+		loaded := frees.Load()
+
+		// Grow the instance past twice its fresh size (but below half
+		// the 64 MiB limit, so it goes back to the pool).
+		mustCall(t, h, "grow", fmt.Sprintf(`{"n":%d}`, int(fresh)>>20+2), "grew")
+		grown := metricValue(linear)
+		if grown <= 2*fresh {
+			t.Fatalf("linear memory after grow = %v, want over %v", grown, 2*fresh)
+		}
+		synctest.Wait()
+		if got := frees.Load() - loaded; got != 0 {
+			t.Fatalf("released %d times right after a call, want 0", got)
+		}
+
+		time.Sleep(2*tick + time.Second)
+		synctest.Wait()
+		if got := frees.Load() - loaded; got != 1 {
+			t.Fatalf("released %d times after calls stopped, want 1", got)
+		}
+		if got := metricValue(linear); got != fresh {
+			t.Errorf("linear memory once idle = %v, want a fresh instance's %v (grown: %v)", got, fresh, grown)
+		}
+		if got := metricValue(live); got != 1 {
+			t.Errorf("%v live instances once idle, want 1", got)
+		}
+
+		// No calls, no more releases.
+		time.Sleep(5 * tick)
+		synctest.Wait()
+		if got := frees.Load() - loaded; got != 1 {
+			t.Fatalf("released %d times while idle, want still 1", got)
+		}
+
+		// The fresh instance serves, and the next quiet spell releases
+		// again.
+		mustCall(t, h, "ok", `{}`, "ok user_alice")
+		time.Sleep(2*tick + time.Second)
+		synctest.Wait()
+		if got := frees.Load() - loaded; got != 2 {
+			t.Errorf("released %d times after a second quiet spell, want 2", got)
+		}
+	})
+}
+
+// A replacement instance goes into the pool where its idle time keeps the
+// stack ordered, so shrinkIdle still finds the expired ones at the bottom.
+func TestPutIdleSinceKeepsOrder(t *testing.T) {
+	p := &loadedPlugin{poolSize: 4}
+	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, sec := range []int{10, 30, 20, 5} {
+		if !p.putIdleSince(&instance{}, base.Add(time.Duration(sec)*time.Second)) {
+			t.Fatalf("putIdleSince(%ds) refused", sec)
+		}
+	}
+	if p.putIdleSince(&instance{}, base) {
+		t.Error("putIdleSince accepted a fifth instance in a pool of 4")
+	}
+	var got []int
+	for _, inst := range p.idle {
+		got = append(got, int(inst.idleSince.Sub(base)/time.Second))
+	}
+	if want := []int{5, 10, 20, 30}; !slices.Equal(got, want) {
+		t.Errorf("idle times = %v, want %v", got, want)
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -31,6 +32,23 @@ type instance struct {
 	// idleSince is when the instance last went back to the pool; guarded
 	// by the plugin's idleMu.
 	idleSince time.Time
+	// memSize is the linear-memory size counted in the linear_memory_bytes
+	// gauge for this instance; only the goroutine owning the instance
+	// (creating it, running its call, or closing it) touches it.
+	memSize uint32
+}
+
+// countMemory brings the linear_memory_bytes gauge up to date with the
+// instance's current memory size.
+func (inst *instance) countMemory() {
+	var size uint32
+	if mem := inst.mod.Memory(); mem != nil {
+		size = mem.Size()
+	}
+	if size != inst.memSize {
+		inst.p.h.metrics.linear.WithLabelValues(inst.p.src.name).Add(float64(size) - float64(inst.memSize))
+		inst.memSize = size
+	}
 }
 
 // callState is what host functions see of the running call. It lives for
@@ -155,6 +173,7 @@ func (p *loadedPlugin) newInstance(ctx context.Context) (*instance, error) {
 	inst.alloc = mod.ExportedFunction(abi.ExportAlloc)
 	inst.call = mod.ExportedFunction(abi.ExportCall)
 	p.h.metrics.instances.WithLabelValues(p.src.name).Inc()
+	inst.countMemory()
 	return inst, nil
 }
 
@@ -165,6 +184,10 @@ func (p *loadedPlugin) discard(ctx context.Context, inst *instance) {
 	}
 	_ = inst.mod.Close(context.WithoutCancel(ctx))
 	p.h.metrics.instances.WithLabelValues(p.src.name).Dec()
+	if inst.memSize != 0 {
+		p.h.metrics.linear.WithLabelValues(p.src.name).Sub(float64(inst.memSize))
+		inst.memSize = 0
+	}
 }
 
 func (inst *instance) checkVersion(ctx context.Context) error {
@@ -253,6 +276,7 @@ func (p *loadedPlugin) waitSlot(ctx context.Context) error {
 // release returns a healthy instance to the pool (or closes it) and frees
 // the call slot.
 func (p *loadedPlugin) release(ctx context.Context, inst *instance, healthy bool) {
+	inst.countMemory()
 	if healthy && p.isolation == IsolationPooled && inst.mod.Memory().Size() <= p.recycleAbove && p.putIdle(inst) {
 		inst = nil
 	}
@@ -308,13 +332,23 @@ func (p *loadedPlugin) takeIdle() *instance {
 // went idle. It reports false, keeping nothing, when the pool is full or
 // closed; the caller then closes the instance.
 func (p *loadedPlugin) putIdle(inst *instance) bool {
+	return p.putIdleSince(inst, p.h.now())
+}
+
+// putIdleSince is putIdle with the instance idle since the given time: it
+// goes into the stack where that time keeps it ordered.
+func (p *loadedPlugin) putIdleSince(inst *instance, since time.Time) bool {
 	p.idleMu.Lock()
 	defer p.idleMu.Unlock()
 	if p.idleClosed || len(p.idle) >= p.poolSize {
 		return false
 	}
-	inst.idleSince = p.h.now()
-	p.idle = append(p.idle, inst)
+	inst.idleSince = since
+	i := len(p.idle)
+	for i > 0 && p.idle[i-1].idleSince.After(since) {
+		i--
+	}
+	p.idle = slices.Insert(p.idle, i, inst)
 	return true
 }
 
@@ -322,12 +356,13 @@ func (p *loadedPlugin) putIdle(inst *instance) bool {
 // ttl, keeping at least one. Only instances in the pool are looked at, so
 // an instance serving a call is never closed; taking them out happens
 // under idleMu, so acquire either gets an instance before it goes or does
-// not see it. It does nothing once the plugin is closing.
-func (p *loadedPlugin) shrinkIdle(now time.Time, ttl time.Duration) {
+// not see it. It does nothing once the plugin is closing. It returns how
+// many instances it closed.
+func (p *loadedPlugin) shrinkIdle(now time.Time, ttl time.Duration) int {
 	p.bgMu.Lock()
 	if p.closing {
 		p.bgMu.Unlock()
-		return
+		return 0
 	}
 	// Registered in bg, so close waits for these instances to be closed
 	// before it closes the runtime.
@@ -355,6 +390,60 @@ func (p *loadedPlugin) shrinkIdle(now time.Time, ttl time.Duration) {
 	if len(victims) > 0 {
 		p.log.Debug("closed idle plugin instances", "closed", len(victims), "idle_ttl", ttl.String())
 	}
+	return len(victims)
+}
+
+// recycleGrown replaces every idle instance whose linear memory has grown
+// past twice a fresh instance's with a fresh one, and returns how many it
+// replaced. A guest's memory never shrinks: a Go guest that once rendered
+// an image keeps the heap it grew for it. The idle loop calls it when the
+// host has gone quiet, before it returns freed memory to the OS, so an
+// idle plugin holds what a fresh instance needs, not its largest call. A
+// replacement keeps the idle time of the instance it replaces. It does
+// nothing once the plugin is closing.
+func (p *loadedPlugin) recycleGrown(ctx context.Context) int {
+	p.bgMu.Lock()
+	if p.closing {
+		p.bgMu.Unlock()
+		return 0
+	}
+	// Registered in bg, so close waits for this before it closes the
+	// runtime.
+	p.bg.Add(1)
+	p.bgMu.Unlock()
+	defer p.bg.Done()
+
+	p.idleMu.Lock()
+	var grown []*instance
+	keep := p.idle[:0]
+	for _, inst := range p.idle {
+		if uint64(inst.memSize) > 2*uint64(p.freshMemory) {
+			grown = append(grown, inst)
+		} else {
+			keep = append(keep, inst)
+		}
+	}
+	clear(p.idle[len(keep):])
+	p.idle = keep
+	p.idleMu.Unlock()
+
+	for _, old := range grown {
+		size, since := old.memSize, old.idleSince
+		start := time.Now()
+		p.discard(ctx, old)
+		inst, err := p.newInstance(ctx)
+		if err != nil {
+			// The next call starts one.
+			p.log.Warn("cannot start an instance to replace a grown one", "err", err)
+			continue
+		}
+		if !p.putIdleSince(inst, since) {
+			p.discard(ctx, inst)
+		}
+		p.log.Debug("replaced an idle instance whose memory had grown", "memory_mib", size>>20, "fresh_mib", inst.memSize>>20,
+			"took", time.Since(start).Round(time.Microsecond).String())
+	}
+	return len(grown)
 }
 
 // run executes one tool call. It returns the guest's result, or an *Error.

@@ -60,7 +60,11 @@ type loadedPlugin struct {
 	// recycleAbove is the linear-memory size above which an instance is
 	// closed after its call instead of going back to the pool.
 	recycleAbove uint32
-	tools        map[string]limits
+	// freshMemory is the linear-memory size of a fresh instance, measured
+	// on the first one; an idle instance grown past twice it is replaced
+	// when the host goes quiet (see recycleGrown).
+	freshMemory uint32
+	tools       map[string]limits
 	// grants are set once the manifest is validated, before any call.
 	grants     grants
 	httpClient *http.Client
@@ -205,6 +209,7 @@ func (h *Host) load(ctx context.Context, src source) (_ *loadedPlugin, err error
 	if err != nil {
 		return nil, err
 	}
+	p.freshMemory = inst.memSize
 	keep := false
 	defer func() {
 		if !keep {
@@ -328,6 +333,15 @@ func (p *loadedPlugin) close(ctx context.Context) {
 			if err := p.rt.Close(ctx); err != nil {
 				p.log.Warn("closing plugin runtime", "err", err)
 			}
+		}
+		// The compiled module is held by the host's compilation cache,
+		// which every runtime shares and which keeps it (the decoded
+		// module and its native code) until it is closed; closing the
+		// runtime does not. Without this every build of a plugin ever
+		// loaded stayed in memory. A newer set running the same build
+		// keeps it through the cache's reference count.
+		if p.cm != nil {
+			_ = p.cm.Close(ctx)
 		}
 	})
 }

@@ -12,8 +12,10 @@ type metrics struct {
 	errors    *prometheus.CounterVec   // plugin, tool, kind
 	duration  *prometheus.HistogramVec // plugin, tool
 	instances *prometheus.GaugeVec     // plugin
+	linear    *prometheus.GaugeVec     // plugin
 	compile   *prometheus.HistogramVec // plugin
 	load      *prometheus.HistogramVec // plugin
+	releases  prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -35,6 +37,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Namespace: "toolgate", Subsystem: "plugin", Name: "instances",
 			Help: "Live plugin instances (idle and busy).",
 		}, []string{"plugin"}),
+		linear: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: "toolgate", Subsystem: "plugin", Name: "linear_memory_bytes",
+			Help: "Linear memory of the live plugin instances (idle and busy), as of their last call.",
+		}, []string{"plugin"}),
 		compile: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: "toolgate", Subsystem: "plugin", Name: "compile_seconds",
 			Help:    "Time to compile a plugin (or fetch it from the compilation cache).",
@@ -45,14 +51,20 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help:    "Time to load a plugin: read, verify, compile, instantiate, validate.",
 			Buckets: prometheus.ExponentialBuckets(0.01, 2, 12),
 		}, []string{"plugin"}),
+		releases: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "toolgate", Subsystem: "plugin", Name: "memory_releases_total",
+			Help: "Times the plugin host collected garbage and returned free memory to the OS: after loading plugins, and once calls have stopped.",
+		}),
 	}
 	var err error
 	m.calls = register(reg, m.calls, &err)
 	m.errors = register(reg, m.errors, &err)
 	m.duration = register(reg, m.duration, &err)
 	m.instances = register(reg, m.instances, &err)
+	m.linear = register(reg, m.linear, &err)
 	m.compile = register(reg, m.compile, &err)
 	m.load = register(reg, m.load, &err)
+	m.releases = register(reg, m.releases, &err)
 	return m, err
 }
 
