@@ -273,6 +273,12 @@ type PluginsConfig struct {
 	// is answered busy, between 1ms and 10m (a tool's own timeout still
 	// applies when shorter). The default is 10s.
 	QueueTimeout time.Duration `koanf:"queue_timeout"`
+	// IdleInstanceTTL is how long a plugin's warm instances beyond the
+	// first may stay idle before they are closed, between 1s and 24h: a
+	// burst grows a pool to pool_size, and the quiet after it shrinks it
+	// back to one warm instance per plugin. 0 keeps every warm instance
+	// (the pool never shrinks). The default is 30s.
+	IdleInstanceTTL time.Duration `koanf:"idle_instance_ttl"`
 }
 
 // MCPConfig configures the MCP endpoint.
@@ -346,11 +352,12 @@ func Default() Config {
 			},
 		},
 		Plugins: PluginsConfig{
-			Config:       "plugins.toml",
-			Dir:          "plugins/dist",
-			Watch:        true,
-			MaxQueue:     64,
-			QueueTimeout: 10 * time.Second,
+			Config:          "plugins.toml",
+			Dir:             "plugins/dist",
+			Watch:           true,
+			MaxQueue:        64,
+			QueueTimeout:    10 * time.Second,
+			IdleInstanceTTL: 30 * time.Second,
 		},
 		MCP: MCPConfig{
 			SessionIdleTimeout: 30 * time.Minute,

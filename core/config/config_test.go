@@ -32,6 +32,32 @@ func TestDefaultsAreValid(t *testing.T) {
 	}
 }
 
+// plugins.idle_instance_ttl takes 0 (keep idle instances) as well as a
+// duration in its range, from the file and the environment.
+func TestIdleInstanceTTL(t *testing.T) {
+	tests := []struct {
+		name    string
+		file    string
+		environ []string
+		want    time.Duration
+	}{
+		{name: "default", want: 30 * time.Second},
+		{name: "zero keeps instances", file: "[plugins]\nidle_instance_ttl = \"0s\"\n", want: 0},
+		{name: "from the environment", environ: []string{"TOOLGATE_PLUGINS_IDLE_INSTANCE_TTL=2m"}, want: 2 * time.Minute},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			l, err := Load(Options{File: writeFile(t, tt.file), Environ: tt.environ})
+			if err != nil {
+				t.Fatalf("Load: %v", err)
+			}
+			if got := l.Config.Plugins.IdleInstanceTTL; got != tt.want {
+				t.Errorf("plugins.idle_instance_ttl = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
 func TestPrecedence(t *testing.T) {
 	file := writeFile(t, `
 [log]
@@ -267,6 +293,8 @@ func TestErrors(t *testing.T) {
 			want: `config: FILE: plugins.max_queue = 100001: must be between 0 and 100000 (0: no call waits)`},
 		{name: "queue timeout zero", file: "[plugins]\nqueue_timeout = \"0s\"\n",
 			want: `config: FILE: plugins.queue_timeout = "0s": must be between 1ms and 10m`},
+		{name: "idle instance ttl too short", file: "[plugins]\nidle_instance_ttl = \"500ms\"\n",
+			want: `config: FILE: plugins.idle_instance_ttl = "500ms": must be 0 (keep idle instances) or between 1s and 24h`},
 		{name: "negative tool call rate", file: "[mcp]\ntool_calls_per_minute = -5\n",
 			want: `config: FILE: mcp.tool_calls_per_minute = -5: must be between 0 and 1000000 (0 turns the limit off)`},
 		{name: "tool call burst too big", file: "[mcp]\ntool_call_burst = 100001\n",

@@ -315,6 +315,9 @@ func (v *validator) plugins() error {
 	if err := v.durationRange("plugins.queue_timeout", p.QueueTimeout, time.Millisecond, 10*time.Minute); err != nil {
 		return err
 	}
+	if d := p.IdleInstanceTTL; d != 0 && (d < time.Second || d > 24*time.Hour) {
+		return v.fail("plugins.idle_instance_ttl", formatDuration(d), "must be 0 (keep idle instances) or between 1s and 24h")
+	}
 	return nil
 }
 

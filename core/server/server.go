@@ -167,16 +167,17 @@ func newServer(ctx context.Context, cfg config.Config, logger *slog.Logger, open
 	s.metrics = newHTTPMetrics(s.reg)
 	s.AddReadinessCheck("store", st.Ping)
 	host, err := plugin.New(ctx, plugin.Config{
-		CacheDir:     cfg.PluginCacheDir(),
-		PluginsFile:  cfg.Plugins.Config,
-		DropInDir:    cfg.Plugins.Dir,
-		Watch:        cfg.Plugins.Watch,
-		PoolSize:     cfg.Plugins.PoolSize,
-		MaxQueue:     maxQueue(cfg.Plugins.MaxQueue),
-		QueueTimeout: cfg.Plugins.QueueTimeout,
-		KV:           st,
-		Logger:       logger.With("component", "plugins"),
-		Registerer:   s.reg,
+		CacheDir:        cfg.PluginCacheDir(),
+		PluginsFile:     cfg.Plugins.Config,
+		DropInDir:       cfg.Plugins.Dir,
+		Watch:           cfg.Plugins.Watch,
+		PoolSize:        cfg.Plugins.PoolSize,
+		MaxQueue:        maxQueue(cfg.Plugins.MaxQueue),
+		QueueTimeout:    cfg.Plugins.QueueTimeout,
+		IdleInstanceTTL: idleInstanceTTL(cfg.Plugins.IdleInstanceTTL),
+		KV:              st,
+		Logger:          logger.With("component", "plugins"),
+		Registerer:      s.reg,
 	})
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("load plugins: %w", err), st.Close())
@@ -418,4 +419,14 @@ func maxQueue(n int) int {
 		return -1
 	}
 	return n
+}
+
+// idleInstanceTTL turns plugins.idle_instance_ttl into
+// plugin.Config.IdleInstanceTTL, where zero means the default: the
+// configured 0 ("keep idle instances") is negative there.
+func idleInstanceTTL(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
 }
