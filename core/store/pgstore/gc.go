@@ -108,7 +108,10 @@ func (s *Store) sweepLoop(ctx context.Context) {
 		case <-t.C:
 		}
 		ran, err := s.sweep(ctx)
-		if err != nil && ctx.Err() == nil {
+		if ctx.Err() != nil {
+			return // closing: the sweep was cut short on purpose
+		}
+		if err != nil {
 			s.log.Warn("store sweep failed", "err", err)
 		}
 		if s.opts.afterSweep != nil {

@@ -58,6 +58,12 @@ var (
 	once    sync.Once
 	srv     *server
 	srvErr  error
+
+	// spare holds a database created ahead of the next URL call, and bg
+	// counts the creations and drops still running in the background;
+	// Main waits for them.
+	spare = make(chan string, 1)
+	bg    sync.WaitGroup
 )
 
 // server is where test databases are created.
@@ -75,6 +81,12 @@ type server struct {
 func Main(m *testing.M) int {
 	mainRan.Store(true)
 	code := m.Run()
+	bg.Wait()
+	select {
+	case name := <-spare:
+		srv.drop(name)
+	default:
+	}
 	if srv != nil && srv.cmd != nil {
 		if err := srv.stop(); err != nil {
 			fmt.Fprintln(os.Stderr, "pgtest:", err)
@@ -89,19 +101,29 @@ func Main(m *testing.M) int {
 func URL(t testing.TB) string {
 	t.Helper()
 	ensure(t)
-	name := "toolgate_test_" + randomHex()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	if err := srv.exec(ctx, `CREATE DATABASE `+name+` TEMPLATE template0 ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C'`); err != nil {
-		t.Fatalf("pgtest: create database: %v", err)
+	var name string
+	select {
+	case name = <-spare:
+	default:
+		var err error
+		if name, err = srv.create(); err != nil {
+			t.Fatalf("pgtest: %v", err)
+		}
 	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		if err := srv.exec(ctx, `DROP DATABASE IF EXISTS `+name+` WITH (FORCE)`); err != nil {
-			t.Logf("pgtest: drop database %s: %v", name, err)
+	// Create the next test's database, and drop this one when t is done,
+	// in the background: both take a while on a busy machine.
+	bg.Go(func() {
+		next, err := srv.create()
+		if err != nil {
+			return // the next URL call creates its own and reports the error
+		}
+		select {
+		case spare <- next:
+		default:
+			srv.drop(next)
 		}
 	})
+	t.Cleanup(func() { bg.Go(func() { srv.drop(name) }) })
 	u := *srv.admin
 	u.Path = "/" + name
 	return u.String()
@@ -135,6 +157,26 @@ func randomHex() string {
 	var b [8]byte
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
+}
+
+// create creates a new, empty database and returns its name.
+func (s *server) create() (string, error) {
+	name := "toolgate_test_" + randomHex()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := s.exec(ctx, `CREATE DATABASE `+name+` TEMPLATE template0 ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C'`); err != nil {
+		return "", fmt.Errorf("create database: %w", err)
+	}
+	return name, nil
+}
+
+// drop drops a database, ending any session still connected to it.
+func (s *server) drop(name string) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := s.exec(ctx, `DROP DATABASE IF EXISTS `+name+` WITH (FORCE)`); err != nil {
+		fmt.Fprintf(os.Stderr, "pgtest: drop database %s: %v\n", name, err)
+	}
 }
 
 // exec runs one statement on the maintenance database.
