@@ -36,6 +36,8 @@ const progressBuffer = 16
 // unknown one.
 func (s *Server) toolHandler(name string) mcp.ToolHandler {
 	return func(ctx context.Context, req *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+		s.calls.begin()
+		defer s.calls.end()
 		start := time.Now()
 		c, _ := s.identify(req)
 		if c == nil {

@@ -93,6 +93,24 @@
 // sessions are bound to their user by this package (the go-sdk's
 // SSEHandler binds none): a POST to another user's session gets 403.
 //
+// Sessions live in the memory of the replica that opened them. Behind a
+// load balancer, another replica answers a request naming a session it
+// does not know (POST, GET or DELETE with its Mcp-Session-Id, or a POST to
+// /sse?sessionid=...) with 404, and the client initializes a new session
+// there; so the balancer needs affinity on Mcp-Session-Id for stateful
+// clients, and /sse needs its stream's POSTs on the same replica for the
+// stream's lifetime. 2026-07-28 requests carry no session and may land on
+// any replica.
+//
+// # Draining
+//
+// Drain, called when a graceful shutdown starts, waits until no tool call
+// runs and no POST to a stateful session is being answered, then closes
+// every open session and stream (stateful GET streams, SSE streams,
+// 2026-07-28 listen streams), which would otherwise hold the shutdown
+// until its deadline. Their clients reconnect through the balancer to
+// another replica.
+//
 // # Transport security
 //
 // The go-sdk's DNS-rebinding check (a loopback socket must see a loopback

@@ -149,6 +149,8 @@ type Server struct {
 
 	sse        *sseHandler
 	transports transports
+	calls      inflight // running tool calls, for Drain
+	posts      inflight // POSTs to stateful sessions being answered, for Drain
 
 	closeOnce sync.Once
 

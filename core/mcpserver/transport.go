@@ -57,6 +57,12 @@ func (s *Server) initTransports(hosts []hostRule, origins []string) {
 	route := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch s.routeStateful(w, r) {
 		case routeStateful:
+			if r.Method == http.MethodPost {
+				// Its answer ends the request; Drain waits for it
+				// before closing the session.
+				s.posts.begin()
+				defer s.posts.end()
+			}
 			withStateful.ServeHTTP(w, r)
 		case routeStateless:
 			withStateless.ServeHTTP(w, r)

@@ -328,6 +328,11 @@ wait:
 	}
 	drainCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.Server.ShutdownTimeout)
 	defer cancel()
+	if s.mcp != nil {
+		// Open MCP streams never finish by themselves: once no tool call
+		// runs, close them so the drain does not wait out its deadline.
+		srv.RegisterOnShutdown(func() { s.mcp.Drain(drainCtx) })
+	}
 	start := time.Now()
 	if s.adminSrv != nil {
 		// Operator requests are short; they share the drain deadline.
