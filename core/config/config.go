@@ -118,12 +118,14 @@ type LogConfig struct {
 
 // StoreConfig configures where state is kept.
 type StoreConfig struct {
-	// Backend names the storage implementation. "badger" (the default,
-	// an embedded database in Dir) is the only one for now.
+	// Backend names the storage implementation: "badger" (the default, an
+	// embedded database in Dir, for one machine) or "postgres" (a shared
+	// PostgreSQL database, for several replicas; see Postgres).
 	Backend string `koanf:"backend"`
 	// Dir is the directory the store keeps its files in, created if
-	// missing. Only one toolgate process can use it at a time. The default
-	// is "./data".
+	// missing. Only one toolgate process can use it at a time. With the
+	// postgres backend it holds only local files (the admin token, the
+	// plugin compilation cache). The default is "./data".
 	Dir string `koanf:"dir"`
 	// EncryptionKey, when set, encrypts the data at rest with AES. It is 16,
 	// 24 or 32 bytes (AES-128, -192 or -256) written either as hex (32, 48
@@ -135,8 +137,27 @@ type StoreConfig struct {
 	// is true.
 	SyncWrites bool `koanf:"sync_writes"`
 	// GCInterval is how often expired records are removed and space is
-	// reclaimed. The default is 5m.
+	// reclaimed. With the postgres backend one replica at a time does it.
+	// The default is 5m.
 	GCInterval time.Duration `koanf:"gc_interval"`
+	// Postgres configures the "postgres" backend; the other backends
+	// ignore it.
+	Postgres PostgresConfig `koanf:"postgres"`
+}
+
+// PostgresConfig configures the PostgreSQL store backend.
+type PostgresConfig struct {
+	// URL is the database to use, as postgres://user:password@host:port/db
+	// (environment variable TOOLGATE_STORE_POSTGRES_URL); query parameters
+	// such as sslmode are passed to the driver. Required when
+	// store.backend is "postgres". toolgate creates and migrates its
+	// tables itself. It may hold a password, so it is a secret: never
+	// logged and redacted by `toolgate config`. Empty by default.
+	URL Secret `koanf:"url"`
+	// MaxConns is the most connections one toolgate process opens to the
+	// database (one more listens for other replicas' changes), between 1
+	// and 1000. The default is 10.
+	MaxConns int `koanf:"max_conns"`
 }
 
 // AuthConfig configures sign-in.
@@ -333,6 +354,7 @@ func Default() Config {
 			Dir:        "./data",
 			SyncWrites: true,
 			GCInterval: 5 * time.Minute,
+			Postgres:   PostgresConfig{MaxConns: 10},
 		},
 		Auth: AuthConfig{
 			Mode:              "proxy",

@@ -163,8 +163,13 @@ func (v *validator) log() error {
 
 func (v *validator) store() error {
 	s := v.cfg.Store
-	if s.Backend != "badger" {
-		return v.fail("store.backend", s.Backend, "must be badger (the only backend so far)")
+	if !oneOf(s.Backend, "badger", "postgres") {
+		return v.fail("store.backend", s.Backend, "must be one of badger, postgres")
+	}
+	if s.Backend == "postgres" {
+		if err := v.postgres(); err != nil {
+			return err
+		}
 	}
 	if strings.TrimSpace(s.Dir) == "" {
 		return v.fail("store.dir", s.Dir, "must name a directory")
@@ -173,6 +178,23 @@ func (v *validator) store() error {
 		return v.fail("store.encryption_key", s.EncryptionKey.Reveal(), err.Error())
 	}
 	return v.durationRange("store.gc_interval", s.GCInterval, time.Second, 24*time.Hour)
+}
+
+// postgres checks the postgres backend's settings. Problems with the URL
+// never quote it: it may hold a password.
+func (v *validator) postgres() error {
+	p := v.cfg.Store.Postgres
+	raw := strings.TrimSpace(p.URL.Reveal())
+	if raw == "" {
+		return v.missing("store.postgres.url", `must be set when store.backend is "postgres", for example postgres://toolgate:PASSWORD@db.internal:5432/toolgate (prefer $TOOLGATE_STORE_POSTGRES_URL)`)
+	}
+	if u, err := url.Parse(raw); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") || u.Host == "" {
+		return v.fail("store.postgres.url", p.URL.Reveal(), "must be a postgres:// or postgresql:// URL with a host, for example postgres://toolgate:PASSWORD@db.internal:5432/toolgate")
+	}
+	if p.MaxConns < 1 || p.MaxConns > 1000 {
+		return v.fail("store.postgres.max_conns", p.MaxConns, "must be between 1 and 1000")
+	}
+	return nil
 }
 
 // EncryptionKeyBytes decodes store.encryption_key: 32, 48 or 64 hex digits,
