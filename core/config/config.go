@@ -96,6 +96,11 @@ type ServerConfig struct {
 	// <store.dir>/admin.token. Empty disables the endpoint. The default is
 	// "127.0.0.1:8789".
 	AdminListen string `koanf:"admin_listen"`
+	// Pprof serves the Go runtime's profiles (net/http/pprof: CPU, heap,
+	// goroutines, ...) under /debug/pprof/ on the admin endpoint, behind
+	// its loopback check and token; never on Listen. It needs AdminListen.
+	// The default is false.
+	Pprof bool `koanf:"pprof"`
 	// TrustedProxies lists the reverse proxies (CIDR prefixes such as
 	// "10.0.0.0/8", or single addresses) whose X-Forwarded-For header
 	// names the client address for the per-address rate limits. Empty (the

@@ -115,6 +115,9 @@ func (v *validator) server() error {
 			return v.fail("server.admin_listen", s.AdminListen, "must differ from server.listen")
 		}
 	}
+	if s.Pprof && s.AdminListen == "" {
+		return v.fail("server.pprof", s.Pprof, "needs server.admin_listen: the profiles are served on the admin endpoint only")
+	}
 	for _, o := range s.AllowedOrigins {
 		u, err := url.Parse(o)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || u.User != nil {

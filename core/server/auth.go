@@ -241,7 +241,8 @@ func (s *Server) listenAdmin(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("admin endpoint: %w", err)
 	}
-	h, err := admin.NewHandler(admin.Config{Token: tok, Sessions: s.auth.upstream, Invalidate: s.auth.invalidate, Logger: s.log.With("component", "admin")}, s.store)
+	h, err := admin.NewHandler(admin.Config{Token: tok, Sessions: s.auth.upstream, Invalidate: s.auth.invalidate, Logger: s.log.With("component", "admin"),
+		Debug: s.debugHandler()}, s.store)
 	if err != nil {
 		return fmt.Errorf("admin endpoint: %w", err)
 	}

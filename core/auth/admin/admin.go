@@ -31,6 +31,9 @@
 //	GET    /v1/replicas              the live replicas sharing this store, each
 //	                                 with its plugin set ([replica.Info], sorted
 //	                                 by id); one replica on Badger
+//	GET    /debug/...                [Config.Debug] when set: the server's Go
+//	                                 profiles under /debug/pprof/ with
+//	                                 server.pprof
 package admin
 
 import (
@@ -113,6 +116,10 @@ type Config struct {
 	Invalidate func(store.Change)
 	// Logger receives one line per change. Default slog.Default().
 	Logger *slog.Logger
+	// Debug, when not nil, is served under /debug/ behind the same
+	// loopback and token checks as the API (the server's Go profiles,
+	// server.pprof).
+	Debug http.Handler
 }
 
 // Grant is a grant as the admin API shows it: no upstream token or session.
@@ -175,6 +182,9 @@ func NewHandler(cfg Config, st store.Store) (http.Handler, error) {
 	h.mux.HandleFunc("DELETE /v1/clients", h.deleteClient)
 	h.mux.HandleFunc("GET /v1/audit", h.listAudit)
 	h.mux.HandleFunc("GET /v1/replicas", h.listReplicas)
+	if cfg.Debug != nil {
+		h.mux.Handle("/debug/", cfg.Debug)
+	}
 	return h, nil
 }
 
