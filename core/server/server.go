@@ -43,7 +43,8 @@ type storeOpener func(ctx context.Context, cfg config.StoreConfig, logger *slog.
 // backends maps store.backend to its implementation. Adding a backend is
 // one entry here and one allowed value in core/config.
 var backends = map[string]storeOpener{
-	"badger": openBadger,
+	"badger":   openBadger,
+	"postgres": openPostgres,
 }
 
 func openBadger(ctx context.Context, cfg config.StoreConfig, logger *slog.Logger) (store.Store, error) {
@@ -149,6 +150,9 @@ func newServer(ctx context.Context, cfg config.Config, logger *slog.Logger, open
 	}
 	st, err := open(ctx, cfg.Store, logger.With("component", "store"))
 	if err != nil {
+		if cfg.Store.Backend == "postgres" {
+			return nil, fmt.Errorf("open the postgres store: %w", err)
+		}
 		return nil, fmt.Errorf("open the store in %q: %w", cfg.Store.Dir, err)
 	}
 	s := &Server{

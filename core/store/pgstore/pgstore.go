@@ -139,7 +139,7 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	}
 	if err := migrate(ctx, pool, s.log); err != nil {
 		pool.Close()
-		return nil, fmt.Errorf("open store: %w", err)
+		return nil, fmt.Errorf("open store: %w", oneLine{err})
 	}
 	bgCtx, cancel := context.WithCancel(context.Background())
 	s.stopBG = cancel
@@ -147,7 +147,7 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	if err != nil {
 		cancel()
 		pool.Close()
-		return nil, fmt.Errorf("open store: listen for changes: %w", err)
+		return nil, fmt.Errorf("open store: listen for changes: %w", oneLine{err})
 	}
 	s.bg.Add(2)
 	go s.listenLoop(bgCtx, l)
@@ -281,6 +281,16 @@ func (s *Store) runTx(ctx context.Context, fn func(ctx context.Context, tx pgx.T
 	s.watch.announce(changes)
 	return err
 }
+
+// oneLine is err with its message on one line: pgx reports a failed
+// connection attempt with one line per address tried.
+type oneLine struct{ err error }
+
+func (e oneLine) Error() string {
+	return strings.Join(strings.FieldsFunc(e.err.Error(), func(r rune) bool { return r == '\n' || r == '\t' }), " ")
+}
+
+func (e oneLine) Unwrap() error { return e.err }
 
 // retryable reports a failure that running the transaction again can cure.
 func retryable(err error) bool {
