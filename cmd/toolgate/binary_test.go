@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/toolgate/toolgate/core/store/pgstore/pgtest"
 )
 
 var (
@@ -26,7 +28,7 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	code := m.Run()
+	code := pgtest.Main(m) // the replica tests share PostgreSQL databases
 	if buildDir != "" {
 		os.RemoveAll(buildDir)
 	}
