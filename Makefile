@@ -60,10 +60,20 @@ tsclient-deps: ## Install the TypeScript MCP client's pinned npm packages (when 
 run: plugins build ## Build plugins and server, then serve http://localhost:8788 (development mode)
 	./$(BIN) serve $(ARGS)
 
+# The PostgreSQL tests start a throwaway cluster from the installed
+# binaries (or use $$TOOLGATE_TEST_POSTGRES_URL); go test hides their skip
+# message, so say it here when they cannot run.
+define PG_NOTE
+@if [ -z "$$TOOLGATE_TEST_POSTGRES_URL" ] && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null 2>&1; then \
+	echo "note: PostgreSQL is not installed, so the PostgreSQL store tests are skipped (Debian: apt-get install postgresql; or set TOOLGATE_TEST_POSTGRES_URL)"; fi
+endef
+
 test: plugins tsclient-deps ## Build plugins and the TypeScript client, then run every test
+	$(PG_NOTE)
 	$(GO) test -timeout $(TEST_TIMEOUT) ./...
 
 test-race: plugins tsclient-deps ## Run every test with the race detector
+	$(PG_NOTE)
 	$(GO) test -race -timeout $(RACE_TIMEOUT) ./...
 
 # The benchmark harness's TypeScript peer, and extra flags for the harness,
