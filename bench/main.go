@@ -16,9 +16,12 @@
 // rounds (the order of the systems rotates), and checks every answer's
 // sum. It also measures toolgate's start to ready with the three
 // reference plugins (empty compilation cache, then from the cache),
-// drop-in to listed, resident memory, generateImage latency, and runs the
-// bearer verification and plugin call Go benchmarks. The results go to a
-// Markdown file; the last line printed is
+// drop-in to listed, resident memory (right after calls and once idle,
+// with where it is: /proc/<pid>/smaps and the Go runtime's metrics),
+// generateImage latency, takes a CPU profile of toolgate at the highest
+// concurrency through its pprof endpoint (profile-toolgate-<clients>.md),
+// and runs the bearer verification and plugin call Go benchmarks. The
+// results go to a Markdown file; the last line printed is
 //
 //	bench: floor_ratio=<toolgate/floor throughput> peer_ratio=<toolgate/peer throughput> p99_ratio=<toolgate/floor p99>
 //
@@ -60,6 +63,8 @@ type options struct {
 	rounds     int           // interleaved rounds
 	imageCalls int           // generateImage calls per step count
 	goBench    bool          // run the Go benchmarks
+	memoryOnly bool          // measure only toolgate's memory with the three plugins
+	profile    bool          // take a CPU profile of toolgate at the highest concurrency
 	env        []string      // extra KEY=VALUE settings for toolgate, for experiments
 }
 
@@ -85,6 +90,8 @@ func main() {
 	flag.IntVar(&o.rounds, "rounds", 3, "interleaved rounds")
 	flag.IntVar(&o.imageCalls, "image-calls", 5, "generateImage calls per step count")
 	flag.BoolVar(&o.goBench, "go-bench", true, "also run the bearer verification and plugin call Go benchmarks")
+	flag.BoolVar(&o.profile, "profile", true, "take a CPU profile of toolgate at the highest concurrency and write its top functions to profile-toolgate-<clients>.md beside -out")
+	flag.BoolVar(&o.memoryOnly, "memory-only", false, "only start toolgate with the three plugins (empty cache, then from the cache), print its start and memory measurements, and write no report")
 	flag.Func("toolgate-env", "extra `KEY=VALUE` in toolgate's environment, e.g. TOOLGATE_STORE_SYNC_WRITES=false (repeatable)", func(v string) error {
 		if k, _, ok := strings.Cut(v, "="); !ok || k == "" {
 			return errors.New("want KEY=VALUE")
@@ -184,6 +191,12 @@ func runBench(ctx context.Context, o options) error {
 	if err := threePlugins(ctx, client, res, o, data, three, threeConfig); err != nil {
 		return err
 	}
+	if o.memoryOnly {
+		for _, e := range res.extras {
+			fmt.Printf("%s: %s\n", e.what, e.value)
+		}
+		return nil
+	}
 
 	if err := instanceMemory(ctx, res, o, data, tmp); err != nil {
 		return err
@@ -198,7 +211,7 @@ func runBench(ctx context.Context, o options) error {
 	if err := os.WriteFile(dropConfig, nil, 0o644); err != nil {
 		return fmt.Errorf("plugins file: %w", err)
 	}
-	tg, err := startToolgate(ctx, o, data, drop, dropConfig)
+	tg, err := startToolgate(ctx, o, data, drop, dropConfig, false)
 	if err != nil {
 		return err
 	}
@@ -273,6 +286,14 @@ func runBench(ctx context.Context, o options) error {
 	floor.stop()
 	peer.stop()
 
+	if o.profile {
+		top := o.levels[len(o.levels)-1]
+		log.Info("cpu profile of toolgate", "clients", top)
+		path := filepath.Join(filepath.Dir(o.out), fmt.Sprintf("profile-toolgate-%d.md", top))
+		if err := profileToolgate(ctx, o, data, drop, dropConfig, top, path); err != nil {
+			res.warnings = append(res.warnings, err.Error())
+		}
+	}
 	if o.goBench {
 		log.Info("go benchmarks")
 		goBenchmarks(ctx, res, o)
@@ -292,7 +313,7 @@ func runBench(ctx context.Context, o options) error {
 // generateImage.
 func threePlugins(ctx context.Context, client *http.Client, res *results, o options, data, dir, config string) error {
 	for _, cache := range []string{"empty compilation cache", "from the compilation cache"} {
-		tg, err := startToolgate(ctx, o, data, dir, config)
+		tg, err := startToolgate(ctx, o, data, dir, config, false)
 		if err != nil {
 			return err
 		}
@@ -315,8 +336,10 @@ func exercise(ctx context.Context, client *http.Client, res *results, o options,
 	}
 	res.extras = append(res.extras, extra{"start to ready, three plugins, " + cache + " (process start until /readyz is 200)", ms(tg.ready), target})
 	url := tg.public + "/mcp"
-	if v, err := rss(tg.cmd.Process.Pid); err == nil {
-		res.extras = append(res.extras, extra{"resident memory after ready, three plugins, before any call, " + cache, mib(v), ""})
+	if m, err := measureMemory(ctx, client, tg.cmd.Process.Pid, tg.public+"/metrics"); err == nil {
+		res.extras = append(res.extras,
+			extra{"resident memory after ready, three plugins, before any call, " + cache, mib(m.rss), ""},
+			extra{"where it is, after ready, " + cache, m.String(), ""})
 	}
 	token, err := signIn(ctx, tg.public, "alice@example.com")
 	if err != nil {
@@ -357,9 +380,32 @@ func exercise(ctx context.Context, client *http.Client, res *results, o options,
 			res.extras = append(res.extras, extra{fmt.Sprintf("generateImage (procedural backend), steps %d, median of %d calls through /mcp", steps, o.imageCalls), ms(time.Duration(median(lat))), ""})
 		}
 	}
-	if v, err := rss(tg.cmd.Process.Pid); err == nil {
-		res.extras = append(res.extras, extra{"resident memory idle, three plugins warm (after calls to each), " + cache, mib(v), "≤ 150 MiB"})
+	metrics := tg.public + "/metrics"
+	m, err := measureMemory(ctx, client, tg.cmd.Process.Pid, metrics)
+	if err != nil {
+		return err
 	}
+	res.extras = append(res.extras,
+		extra{"resident memory right after the calls, three plugins warm, " + cache, mib(m.rss), ""},
+		extra{"where it is, right after the calls, " + cache, m.String(), ""})
+	// Idle: once the calls have stopped, toolgate's plugin host collects
+	// garbage and returns free memory to the OS (5-10 s after the last
+	// call); wait for that release.
+	start := time.Now()
+	if err := pollEvery(ctx, time.Minute, 100*time.Millisecond, func() (bool, error) {
+		n, err := memoryReleases(ctx, client, metrics)
+		return err == nil && n > m.releases, err
+	}); err != nil {
+		return fmt.Errorf("waiting for toolgate to return memory once idle: %w", err)
+	}
+	waited := time.Since(start)
+	idle, err := measureMemory(ctx, client, tg.cmd.Process.Pid, metrics)
+	if err != nil {
+		return err
+	}
+	res.extras = append(res.extras,
+		extra{fmt.Sprintf("resident memory idle, three plugins warm (after calls to each, once toolgate returned free memory, %.1f s later), %s", waited.Seconds(), cache), mib(idle.rss), "≤ 150 MiB"},
+		extra{"where it is, idle, " + cache, idle.String(), ""})
 	return nil
 }
 
@@ -384,7 +430,7 @@ func instanceMemory(ctx context.Context, res *results, o options, data, tmp stri
 		}
 		so := o
 		so.env = append(slices.Clone(o.env), fmt.Sprintf("TOOLGATE_MCP_MAX_SESSIONS_PER_USER=%d", sessionCount))
-		tg, err := startToolgate(ctx, so, data, dir, config)
+		tg, err := startToolgate(ctx, so, data, dir, config, false)
 		if err != nil {
 			return err
 		}

@@ -35,30 +35,42 @@ secrets = { cloudflare_account_id = "CLOUDFLARE_ACCOUNT_ID", cloudflare_api_toke
 type toolgateServer struct {
 	*proc
 	public string // public_url
+	admin  string // host:port of the admin endpoint, with pprof
 	ready  time.Duration
 }
 
 // startToolgate runs o.toolgate serve (with o.env added to its
-// environment) in development mode on a free
-// loopback port with its own data directory, no admin endpoint, and the
-// given plugins folder and file, and waits until /readyz answers 200. It
-// reports the time from start to ready.
-func startToolgate(ctx context.Context, o options, dataDir, pluginsDir, pluginsConfig string) (*toolgateServer, error) {
+// environment) in development mode on a free loopback port with its own
+// data directory and the given plugins folder and file, and waits until
+// /readyz answers 200. It reports the time from start to ready. With
+// pprof the admin endpoint listens on a free loopback port and serves the
+// Go profiles (server.pprof); without, there is no admin endpoint.
+func startToolgate(ctx context.Context, o options, dataDir, pluginsDir, pluginsConfig string, pprof bool) (*toolgateServer, error) {
+	adminListen := ""
+	if pprof {
+		adminListen = "127.0.0.1:0"
+	}
 	cmd := exec.Command(o.toolgate, "serve",
-		"-listen", "127.0.0.1:0", "-admin-listen", "",
+		"-listen", "127.0.0.1:0", "-admin-listen", adminListen,
 		"-data-dir", dataDir, "-plugins-dir", pluginsDir, "-plugins-config", pluginsConfig,
 		"-log-format", "json")
 	cmd.Dir = filepath.Dir(dataDir)
 	// The per-user tool call rate limit (600 a minute by default) is
 	// off: one user drives all of the load.
 	cmd.Env = append(append(cleanEnv(), "TOOLGATE_MCP_TOOL_CALLS_PER_MINUTE=0"), o.env...)
+	if pprof {
+		cmd.Env = append(cmd.Env, "TOOLGATE_SERVER_PPROF=true")
+	}
 	start := time.Now()
+	var admin string
 	p, addr, err := startProc(ctx, "toolgate", cmd, true, 2*time.Minute, func(line string) (string, bool) {
 		var rec struct {
 			Msg    string `json:"msg"`
 			Public string `json:"public_url"`
+			Admin  string `json:"admin"`
 		}
 		if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "toolgate listening" && rec.Public != "" {
+			admin = rec.Admin
 			return rec.Public, true
 		}
 		return "", false
@@ -66,7 +78,11 @@ func startToolgate(ctx context.Context, o options, dataDir, pluginsDir, pluginsC
 	if err != nil {
 		return nil, err
 	}
-	s := &toolgateServer{proc: p, public: strings.TrimSuffix(addr, "/")}
+	s := &toolgateServer{proc: p, public: strings.TrimSuffix(addr, "/"), admin: admin}
+	if pprof && admin == "" {
+		p.stop()
+		return nil, fmt.Errorf("toolgate did not report its admin endpoint:\n%s", p.tail)
+	}
 	if err := pollUntil(ctx, time.Minute, func() (bool, error) {
 		resp, err := http.Get(s.public + "/readyz")
 		if err != nil {
@@ -85,9 +101,15 @@ func startToolgate(ctx context.Context, o options, dataDir, pluginsDir, pluginsC
 // pollUntil calls check every 2 ms until it reports done or fails, or
 // timeout passes.
 func pollUntil(ctx context.Context, timeout time.Duration, check func() (bool, error)) error {
+	return pollEvery(ctx, timeout, 2*time.Millisecond, check)
+}
+
+// pollEvery calls check every interval until it reports done or fails, or
+// timeout passes.
+func pollEvery(ctx context.Context, timeout, interval time.Duration, check func() (bool, error)) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	t := time.NewTicker(2 * time.Millisecond)
+	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		done, err := check()
