@@ -23,9 +23,10 @@ const gcBatch = 5000
 // with it, an expired grant its tokens (as in badgerstore); the grants and
 // clients removed are announced to every replica like revocations. Expired
 // tokens are not announced: no cache keeps a token past its expiry.
-// Several replicas may collect at once; each row goes once.
+// Several replicas may collect at once; each row goes once. Each batch,
+// not the whole collection, is bounded by Options.QueryTimeout.
 func (s *Store) GarbageCollect(ctx context.Context, now time.Time) error {
-	ctx, done, err := s.begin(ctx, "garbage collect")
+	ctx, done, err := s.beginWithin(ctx, "garbage collect", 0)
 	if err != nil {
 		return err
 	}
@@ -57,7 +58,9 @@ WHERE c.expires_at <= $1 LIMIT $2)) RETURNING id`, store.ChangeGrantRevoked},
 	}
 	for _, table := range []string{"tokens", "pending_authorizations", "auth_codes", "consents", "plugin_kv", "audit"} {
 		for {
-			tag, err := s.pool.Exec(ctx, `DELETE FROM `+table+` WHERE ctid = ANY(ARRAY(SELECT ctid FROM `+table+` WHERE expires_at <= $1 LIMIT $2))`, now, gcBatch)
+			bctx, cancel := context.WithTimeout(ctx, s.opts.QueryTimeout)
+			tag, err := s.pool.Exec(bctx, `DELETE FROM `+table+` WHERE ctid = ANY(ARRAY(SELECT ctid FROM `+table+` WHERE expires_at <= $1 LIMIT $2))`, now, gcBatch)
+			cancel()
 			if err != nil {
 				return fmt.Errorf("garbage collect: %s: %w", table, err)
 			}
@@ -74,6 +77,8 @@ WHERE c.expires_at <= $1 LIMIT $2)) RETURNING id`, store.ChangeGrantRevoked},
 // gcAnnounced runs one batch DELETE ... RETURNING id in a transaction that
 // also notifies the removals, and announces them here after the commit.
 func (s *Store) gcAnnounced(ctx context.Context, sql string, kind store.ChangeKind, now time.Time) (int, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.opts.QueryTimeout)
+	defer cancel()
 	var ids []string
 	err := s.runTx(ctx, func(ctx context.Context, tx pgx.Tx) ([]store.Change, error) {
 		rows, err := tx.Query(ctx, sql, now, gcBatch)

@@ -197,6 +197,11 @@ func (s *Store) Ping(ctx context.Context) error {
 // QueryTimeout. It fails with ErrClosed after Close and with the
 // context's error if ctx is done.
 func (s *Store) begin(ctx context.Context, op string) (context.Context, func(), error) {
+	return s.beginWithin(ctx, op, s.opts.QueryTimeout)
+}
+
+// beginWithin is begin with a timeout of its own; zero means none.
+func (s *Store) beginWithin(ctx context.Context, op string, timeout time.Duration) (context.Context, func(), error) {
 	if err := ctx.Err(); err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", op, err)
 	}
@@ -206,8 +211,8 @@ func (s *Store) begin(ctx context.Context, op string) (context.Context, func(), 
 		return nil, nil, fmt.Errorf("%s: %w", op, store.ErrClosed)
 	}
 	cancel := context.CancelFunc(func() {})
-	if d, ok := ctx.Deadline(); !ok || time.Until(d) > s.opts.QueryTimeout {
-		ctx, cancel = context.WithTimeout(ctx, s.opts.QueryTimeout)
+	if d, ok := ctx.Deadline(); timeout > 0 && (!ok || time.Until(d) > timeout) {
+		ctx, cancel = context.WithTimeout(ctx, timeout)
 	}
 	return ctx, func() { cancel(); s.mu.RUnlock() }, nil
 }
