@@ -25,6 +25,8 @@ func TestPostgresBackend(t *testing.T) {
 			`config: $TOOLGATE_STORE_POSTGRES_URL: store.postgres.url = <redacted>: must be a postgres:// or postgresql:// URL with a host, for example postgres://toolgate:PASSWORD@db.internal:5432/toolgate`},
 		{"malformed URL", []string{"TOOLGATE_STORE_BACKEND=postgres", "TOOLGATE_STORE_POSTGRES_URL=postgres://toolgate:" + password + "@[db"},
 			`config: $TOOLGATE_STORE_POSTGRES_URL: store.postgres.url = <redacted>: must be a postgres:// or postgresql:// URL with a host, for example postgres://toolgate:PASSWORD@db.internal:5432/toolgate`},
+		{"encryption key with postgres", []string{"TOOLGATE_STORE_BACKEND=postgres", "TOOLGATE_STORE_POSTGRES_URL=postgres://db/x", "TOOLGATE_STORE_ENCRYPTION_KEY=" + strings.Repeat("ab", 32)},
+			`config: $TOOLGATE_STORE_ENCRYPTION_KEY: store.encryption_key = <redacted>: applies to the badger backend only: with "postgres", encrypt in the database server (disk encryption) and in transit (sslmode=verify-full in store.postgres.url)`},
 		{"pool too big", []string{"TOOLGATE_STORE_BACKEND=postgres", "TOOLGATE_STORE_POSTGRES_URL=postgres://db/x", "TOOLGATE_STORE_POSTGRES_MAX_CONNS=5000"},
 			`config: $TOOLGATE_STORE_POSTGRES_MAX_CONNS: store.postgres.max_conns = 5000: must be between 1 and 1000`},
 	}

@@ -187,6 +187,9 @@ func (v *validator) store() error {
 // never quote it: it may hold a password.
 func (v *validator) postgres() error {
 	p := v.cfg.Store.Postgres
+	if v.cfg.Store.EncryptionKey != "" {
+		return v.fail("store.encryption_key", v.cfg.Store.EncryptionKey.Reveal(), `applies to the badger backend only: with "postgres", encrypt in the database server (disk encryption) and in transit (sslmode=verify-full in store.postgres.url)`)
+	}
 	raw := strings.TrimSpace(p.URL.Reveal())
 	if raw == "" {
 		return v.missing("store.postgres.url", `must be set when store.backend is "postgres", for example postgres://toolgate:PASSWORD@db.internal:5432/toolgate (prefer $TOOLGATE_STORE_POSTGRES_URL)`)
