@@ -61,6 +61,9 @@ type Options struct {
 	// afterSweep, when set (by tests), is called after every periodic
 	// sweep with whether this store held the sweep lock and the result.
 	afterSweep func(ran bool, err error)
+	// afterHeartbeat, when set (by tests), is called after every ping of
+	// the listening connection that succeeded.
+	afterHeartbeat func()
 }
 
 func (o *Options) setDefaults() {

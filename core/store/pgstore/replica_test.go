@@ -320,3 +320,39 @@ func TestWatchBacklogCollapses(t *testing.T) {
 		}
 	}
 }
+
+// A quiet listening connection is pinged, not dropped: after several
+// heartbeats nothing was suspended and changes still arrive.
+func TestWatchSurvivesHeartbeats(t *testing.T) {
+	dbURL := pgtest.URL(t)
+	beats := make(chan struct{}, 100)
+	opts := testOptions(t)
+	opts.HeartbeatInterval = 20 * time.Millisecond
+	opts.afterHeartbeat = func() {
+		select {
+		case beats <- struct{}{}:
+		default:
+		}
+	}
+	b, err := Open(t.Context(), dbURL, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	a := openN(t, dbURL, 1, testOptions(t))[0]
+	g := seed(t, a)
+	atB := watch(t, b)
+	for range 3 {
+		select {
+		case <-beats:
+		case <-time.After(10 * time.Second):
+			t.Fatal("no heartbeat within 10s")
+		}
+	}
+	if _, err := a.UpdateGrant(t.Context(), g.ID, func(x *store.Grant) error { x.Role = "r"; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := atB.next(t, "a change after heartbeats"), (store.Change{Kind: store.ChangeGrantUpdated, ID: g.ID}); got != want {
+		t.Fatalf("got %v, want %v (a suspension means a heartbeat broke the connection)", got, want)
+	}
+}

@@ -195,6 +195,9 @@ func (s *Store) receive(ctx context.Context, conn *pgx.Conn) error {
 			}
 			return fmt.Errorf("heartbeat: %w", err)
 		}
+		if s.opts.afterHeartbeat != nil {
+			s.opts.afterHeartbeat()
+		}
 	}
 }
 
