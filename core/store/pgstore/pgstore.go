@@ -54,8 +54,9 @@ type Options struct {
 	QueryTimeout time.Duration
 	// HeartbeatInterval is how long the listening connection may stay
 	// silent before it is pinged; a ping that fails or takes longer than
-	// this suspends the watchers (store.ChangeSuspended) until the
-	// connection is back. Default 5 seconds.
+	// this (and at least 5 seconds) suspends the watchers
+	// (store.ChangeSuspended) until the connection is back. Default 5
+	// seconds.
 	HeartbeatInterval time.Duration
 
 	// afterSweep, when set (by tests), is called after every periodic

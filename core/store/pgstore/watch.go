@@ -28,6 +28,10 @@ const (
 	// maxQueued is how many changes may wait for a slow watcher before they
 	// are collapsed into one ChangeUnknown (or ChangeSuspended).
 	maxQueued = 4096
+	// minPingTimeout is the least a heartbeat ping may take before the
+	// connection counts as lost, so a busy database is not mistaken for a
+	// dead one.
+	minPingTimeout = 5 * time.Second
 	// Reconnection backoff of the listening connection.
 	minReconnect = 100 * time.Millisecond
 	maxReconnect = 10 * time.Second
@@ -186,7 +190,7 @@ func (s *Store) receive(ctx context.Context, conn *pgx.Conn) error {
 		case !pgconn.Timeout(err) && !errors.Is(err, context.DeadlineExceeded):
 			return err
 		}
-		pctx, cancel := context.WithTimeout(ctx, s.opts.HeartbeatInterval)
+		pctx, cancel := context.WithTimeout(ctx, max(s.opts.HeartbeatInterval, minPingTimeout))
 		err = conn.Ping(pctx)
 		cancel()
 		if err != nil {
