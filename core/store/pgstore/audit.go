@@ -43,9 +43,9 @@ func settleAudit(r store.AuditRecord, seq int64) (store.AuditRecord, error) {
 // ErrAlreadyExists. Free-text fields lose any NUL or invalid UTF-8, which
 // text columns cannot hold.
 func (s *Store) AppendAudit(ctx context.Context, r store.AuditRecord) (store.AuditRecord, error) {
-	out, err := s.AppendAuditBatch(ctx, []store.AuditRecord{r})
+	out, err := s.appendAudit(ctx, "append audit", []store.AuditRecord{r})
 	if err != nil {
-		return store.AuditRecord{}, fmt.Errorf("append audit: %w", err)
+		return store.AuditRecord{}, err
 	}
 	return out[0], nil
 }
@@ -57,8 +57,12 @@ func (s *Store) AppendAuditBatch(ctx context.Context, rs []store.AuditRecord) ([
 	if len(rs) == 0 {
 		return []store.AuditRecord{}, nil
 	}
+	return s.appendAudit(ctx, "append audit batch", rs)
+}
+
+func (s *Store) appendAudit(ctx context.Context, op string, rs []store.AuditRecord) ([]store.AuditRecord, error) {
 	out := make([]store.AuditRecord, len(rs))
-	err := s.do(ctx, "append audit batch", func(ctx context.Context) error {
+	err := s.do(ctx, op, func(ctx context.Context) error {
 		rows, err := s.pool.Query(ctx, `SELECT nextval('audit_seq') FROM generate_series(1, $1) ORDER BY 1`, len(rs))
 		if err != nil {
 			return fmt.Errorf("next ids: %w", err)

@@ -14,6 +14,13 @@ import (
 	"github.com/toolgate/toolgate/core/store"
 )
 
+// The statements of the hottest reads, built once.
+var (
+	sqlGetToken = `SELECT t.data, t.used_at FROM tokens t JOIN grants g ON g.id = t.grant_id
+WHERE t.hash = $1 AND ` + live("t.", 2) + ` AND ` + live("g.", 2)
+	sqlGetGrant = `SELECT data FROM grants WHERE id = $1 AND ` + live("", 2)
+)
+
 // now is the present as the store records it: UTC at the microsecond
 // precision of timestamptz, so a time handed back equals the one stored.
 func now() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
@@ -141,6 +148,7 @@ func (s *Store) ListClients(ctx context.Context) ([]store.Client, error) {
 // querier is what pool and transaction have in common.
 type querier interface {
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
 
 // queryRecords decodes the single data column of every row.
@@ -204,10 +212,7 @@ func (s *Store) ConsumePendingAuthorization(ctx context.Context, stateHash strin
 // consume marks the live row key of table used at now, exactly once: the
 // conditional UPDATE lets one caller through, and every later one finds
 // used_at set and gets the record with ErrAlreadyUsed.
-func consume[T any](ctx context.Context, q interface {
-	querier
-	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
-}, table, keyCol, key string, now time.Time, setUsed func(*T, time.Time)) (T, error) {
+func consume[T any](ctx context.Context, q querier, table, keyCol, key string, now time.Time, setUsed func(*T, time.Time)) (T, error) {
 	var v T
 	var data []byte
 	var usedAt *time.Time
@@ -331,7 +336,7 @@ func (s *Store) GetGrant(ctx context.Context, id string) (store.Grant, error) {
 	}
 	err := s.do(ctx, "get grant", func(ctx context.Context) error {
 		var data []byte
-		if err := s.pool.QueryRow(ctx, `SELECT data FROM grants WHERE id = $1 AND `+live("", 2), id, now()).Scan(&data); err != nil {
+		if err := s.pool.QueryRow(ctx, sqlGetGrant, id, now()).Scan(&data); err != nil {
 			return fmt.Errorf("grant %q: %w", id, err)
 		}
 		return decode(data, &g)
@@ -533,8 +538,7 @@ func (s *Store) GetToken(ctx context.Context, hash string) (store.Token, error) 
 	err := s.do(ctx, "get token", func(ctx context.Context) error {
 		var data []byte
 		var usedAt *time.Time
-		if err := s.pool.QueryRow(ctx, `SELECT t.data, t.used_at FROM tokens t JOIN grants g ON g.id = t.grant_id
-WHERE t.hash = $1 AND `+live("t.", 2)+` AND `+live("g.", 2), hash, now()).Scan(&data, &usedAt); err != nil {
+		if err := s.pool.QueryRow(ctx, sqlGetToken, hash, now()).Scan(&data, &usedAt); err != nil {
 			return fmt.Errorf("token: %w", err)
 		}
 		if err := decode(data, &t); err != nil {

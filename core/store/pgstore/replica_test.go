@@ -356,3 +356,47 @@ func TestWatchSurvivesHeartbeats(t *testing.T) {
 		t.Fatalf("got %v, want %v (a suspension means a heartbeat broke the connection)", got, want)
 	}
 }
+
+// GarbageCollect announces the grants and clients it removes to every
+// replica, like revocations; expired tokens need no announcement.
+func TestGarbageCollectAnnounces(t *testing.T) {
+	stores := openN(t, pgtest.URL(t), 2, testOptions(t))
+	a, b := stores[0], stores[1]
+	ctx := t.Context()
+	soon := now().Add(time.Hour)
+	if err := a.CreateClient(ctx, store.Client{ID: "old", CreatedAt: now(), ExpiresAt: soon}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.CreateClient(ctx, store.Client{ID: "kept", CreatedAt: now()}); err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range []store.Grant{
+		{ID: "of-old-client", ClientID: "old", UserID: "u", CreatedAt: now()},
+		{ID: "expiring", ClientID: "kept", UserID: "u", CreatedAt: now(), ExpiresAt: soon},
+		{ID: "lasting", ClientID: "kept", UserID: "u", CreatedAt: now()},
+	} {
+		if err := a.CreateGrant(ctx, g); err != nil {
+			t.Fatal(err)
+		}
+	}
+	atB := watch(t, b)
+	if err := a.GarbageCollect(ctx, soon.Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	got := map[store.Change]bool{}
+	for range 3 {
+		got[atB.next(t, "changes of the collection")] = true
+	}
+	for _, w := range []store.Change{
+		{Kind: store.ChangeGrantRevoked, ID: "of-old-client"},
+		{Kind: store.ChangeGrantRevoked, ID: "expiring"},
+		{Kind: store.ChangeClientDeleted, ID: "old"},
+	} {
+		if !got[w] {
+			t.Errorf("replica B was not told %v; got %v", w, got)
+		}
+	}
+	if _, err := b.GetGrant(ctx, "lasting"); err != nil {
+		t.Errorf("a grant that does not expire: %v", err)
+	}
+}
