@@ -127,6 +127,9 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	// Times travel as timestamptz and are converted to UTC on read; the
 	// session time zone only matters to operators reading the tables.
 	cfg.ConnConfig.RuntimeParams["timezone"] = "UTC"
+	// The locking above (FOR UPDATE, conditional UPDATEs) is designed for
+	// READ COMMITTED, whatever the server's default.
+	cfg.ConnConfig.RuntimeParams["default_transaction_isolation"] = "read committed"
 	listenCfg := cfg.ConnConfig.Copy()
 	listenCfg.RuntimeParams["application_name"] = cfg.ConnConfig.RuntimeParams["application_name"] + " listener"
 
