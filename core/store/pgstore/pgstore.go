@@ -127,7 +127,7 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	// Times travel as timestamptz and are converted to UTC on read; the
 	// session time zone only matters to operators reading the tables.
 	cfg.ConnConfig.RuntimeParams["timezone"] = "UTC"
-	// The locking above (FOR UPDATE, conditional UPDATEs) is designed for
+	// The store's locking (FOR UPDATE, conditional UPDATEs) is designed for
 	// READ COMMITTED, whatever the server's default.
 	cfg.ConnConfig.RuntimeParams["default_transaction_isolation"] = "read committed"
 	listenCfg := cfg.ConnConfig.Copy()
