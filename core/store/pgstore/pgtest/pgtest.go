@@ -248,7 +248,8 @@ func isExecutable(path string) bool {
 // start initialises a cluster in a new temporary directory and starts it
 // on a free loopback port.
 func start(ctx context.Context, initdb, postgres string) (_ *server, err error) {
-	dir, err := os.MkdirTemp("", "toolgate-pgtest-")
+	removeStale()
+	dir, err := os.MkdirTemp("", dirPattern)
 	if err != nil {
 		return nil, err
 	}
@@ -347,6 +348,34 @@ func (s *server) stop() error {
 		return fmt.Errorf("remove the cluster directory: %w", err)
 	}
 	return nil
+}
+
+// dirPattern names the temporary directories of the clusters pgtest
+// starts.
+const dirPattern = "toolgate-pgtest-"
+
+// staleAfter is how old a cluster directory without a running postmaster
+// must be before removeStale deletes it: far longer than initdb takes.
+const staleAfter = 10 * time.Minute
+
+// removeStale deletes the directories of clusters whose test binary died
+// without running Main's cleanup (a test timeout panics, a kill): no
+// postmaster runs there any more, and they are old.
+func removeStale() {
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), dirPattern+"*"))
+	for _, d := range dirs {
+		fi, err := os.Stat(d)
+		if err != nil || !fi.IsDir() || time.Since(fi.ModTime()) < staleAfter {
+			continue
+		}
+		if pid, err := os.ReadFile(filepath.Join(d, "data", "postmaster.pid")); err == nil {
+			first, _, _ := strings.Cut(string(pid), "\n")
+			if n, err := strconv.Atoi(strings.TrimSpace(first)); err == nil && processAlive(n) {
+				continue
+			}
+		}
+		_ = os.RemoveAll(d)
+	}
 }
 
 func freePort() (int, error) {

@@ -32,3 +32,9 @@ func procAttr(dir string) (*syscall.SysProcAttr, error) {
 	attr.Credential = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
 	return attr, nil
 }
+
+// processAlive reports whether a process with this ID exists.
+func processAlive(pid int) bool {
+	err := syscall.Kill(pid, 0)
+	return err == nil || err == syscall.EPERM
+}
