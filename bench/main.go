@@ -150,6 +150,9 @@ type results struct {
 	idleRSS  map[string]int64         // system → VmRSS before the load
 	extras   []extra
 	warnings []string
+	// loadStart and loadEnd are the machine's load averages when the run
+	// started and ended: other work on the machine skews the numbers.
+	loadStart, loadEnd string
 }
 
 // extra is one measurement outside the load table.
@@ -160,7 +163,7 @@ type extra struct {
 func runBench(ctx context.Context, o options) error {
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	res := &results{date: time.Now().UTC(), cpu: cpuModel(), cores: runtime.NumCPU(), goVer: runtime.Version(), opts: o,
-		systems: []string{"floor", "toolgate", "peer"}, load: map[string]map[int]stats{}, idleRSS: map[string]int64{}}
+		systems: []string{"floor", "toolgate", "peer"}, load: map[string]map[int]stats{}, idleRSS: map[string]int64{}, loadStart: loadAverage()}
 	if v, err := exec.Command(o.node, "--version").Output(); err == nil {
 		res.nodeVer = strings.TrimSpace(string(v))
 	}
@@ -298,6 +301,7 @@ func runBench(ctx context.Context, o options) error {
 		log.Info("go benchmarks")
 		goBenchmarks(ctx, res, o)
 	}
+	res.loadEnd = loadAverage()
 	if err := writeReport(o.out, res); err != nil {
 		return err
 	}
