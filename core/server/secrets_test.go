@@ -437,10 +437,11 @@ func TestNoSecretsAfterTheWholeFlow(t *testing.T) {
 [plugins.whoami]
 list_tools = true
 [plugins.generateimage]
+timeout = "60s"
 http = ["api.cloudflare.com", "api.openai.com", "`+imagesURL+`"]
 allow_private_hosts = true
 progress = true
-config = { backend = "openai", openai_base_url = "`+imagesURL+`/v1", openai_model = "dall-e-3", openai_size = "1024x1024", request_timeout = "30s" }
+config = { backend = "openai", openai_base_url = "`+imagesURL+`/v1", openai_model = "dall-e-3", openai_size = "1024x1024", request_timeout = "20s" }
 secrets = { cloudflare_account_id = "TOOLGATE_TEST_UNSET_ACCOUNT", cloudflare_api_token = "TOOLGATE_TEST_UNSET_TOKEN", openai_api_key = "TOOLGATE_TEST_OPENAI_API_KEY" }
 [plugins.secretuser]
 secrets = { token = "TOOLGATE_TEST_PLUGIN_TOKEN" }
