@@ -20,7 +20,9 @@
 // with where it is: /proc/<pid>/smaps and the Go runtime's metrics),
 // generateImage latency, takes a CPU profile of toolgate at the highest
 // concurrency through its pprof endpoint (profile-toolgate-<clients>.md),
-// and runs the bearer verification and plugin call Go benchmarks. The
+// compares toolgate on PostgreSQL with toolgate on Badger (the same load,
+// and the store benchmarks of both), and runs the bearer verification and
+// plugin call Go benchmarks. The
 // results go to a Markdown file; the last line printed is
 //
 //	bench: floor_ratio=<toolgate/floor throughput> peer_ratio=<toolgate/peer throughput> p99_ratio=<toolgate/floor p99>
@@ -65,6 +67,7 @@ type options struct {
 	goBench    bool          // run the Go benchmarks
 	memoryOnly bool          // measure only toolgate's memory with the three plugins
 	profile    bool          // take a CPU profile of toolgate at the highest concurrency
+	postgres   bool          // compare the PostgreSQL backend with Badger
 	env        []string      // extra KEY=VALUE settings for toolgate, for experiments
 }
 
@@ -91,6 +94,7 @@ func main() {
 	flag.IntVar(&o.imageCalls, "image-calls", 5, "generateImage calls per step count")
 	flag.BoolVar(&o.goBench, "go-bench", true, "also run the bearer verification and plugin call Go benchmarks")
 	flag.BoolVar(&o.profile, "profile", true, "take a CPU profile of toolgate at the highest concurrency and write its top functions to profile-toolgate-<clients>.md beside -out")
+	flag.BoolVar(&o.postgres, "postgres", true, "also compare toolgate on PostgreSQL with toolgate on Badger ($TOOLGATE_TEST_POSTGRES_URL's server, or a throwaway cluster from .ci/postgres; the report says so when none can be started)")
 	flag.BoolVar(&o.memoryOnly, "memory-only", false, "only start toolgate with the three plugins (empty cache, then from the cache), print its start and memory measurements, and write no report")
 	flag.Func("toolgate-env", "extra `KEY=VALUE` in toolgate's environment, e.g. TOOLGATE_STORE_SYNC_WRITES=false (repeatable)", func(v string) error {
 		if k, _, ok := strings.Cut(v, "="); !ok || k == "" {
@@ -150,6 +154,9 @@ type results struct {
 	idleRSS  map[string]int64         // system → VmRSS before the load
 	extras   []extra
 	warnings []string
+	// backends compares the PostgreSQL backend with Badger (nil when not
+	// run).
+	backends *backendResults
 	// loadStart and loadEnd are the machine's load averages when the run
 	// started and ended: other work on the machine skews the numbers.
 	loadStart, loadEnd string
@@ -289,6 +296,12 @@ func runBench(ctx context.Context, o options) error {
 	floor.stop()
 	peer.stop()
 
+	if o.postgres {
+		log.Info("toolgate on PostgreSQL and on Badger", "clients", o.levels[len(o.levels)-1])
+		if err := compareBackends(ctx, res, o, tmp, data, drop, dropConfig); err != nil {
+			return err
+		}
+	}
 	if o.profile {
 		top := o.levels[len(o.levels)-1]
 		log.Info("cpu profile of toolgate", "clients", top)

@@ -46,6 +46,26 @@ func writeReport(path string, r *results) error {
 	for _, e := range r.extras {
 		fmt.Fprintf(&b, "| %s | %s | %s |\n", e.what, e.value, e.target)
 	}
+	if bk := r.backends; bk != nil {
+		fmt.Fprintf(&b, "\n## PostgreSQL backend vs Badger\n\n")
+		if len(bk.load) == 0 {
+			fmt.Fprintf(&b, "PostgreSQL backend %s.\n", bk.note)
+		} else {
+			fmt.Fprintf(&b, "The same toolgate (development mode, add plugin, the same load as above at %d clients, %d interleaved rounds) with `store.backend = \"badger\"` and `store.backend = \"postgres\"`: %s. A tool call reads no store record (the bearer token comes from the cache) and appends one audit record (batched).\n\n", bk.clients, o.rounds, bk.note)
+			fmt.Fprintf(&b, "| store | req/s | p50 | p90 | p99 | errors | server CPU per call | RSS peak under load |\n|---|---:|---:|---:|---:|---:|---:|---:|\n")
+			for _, name := range backends {
+				s := bk.load[name]
+				fmt.Fprintf(&b, "| %s | %.0f | %s | %s | %s | %d | %.0f µs | %s |\n", name, s.throughput, msPrec(s.p50), msPrec(s.p90), msPrec(s.p99), s.errs, float64(s.cpuPerCall)/float64(time.Microsecond), mib(s.peakRSS))
+			}
+			fmt.Fprintf(&b, "\npostgres/badger throughput: %.2f; p99: %.2f\n", ratio(bk.load["postgres"].throughput, bk.load["badger"].throughput), ratio(float64(bk.load["postgres"].p99), float64(bk.load["badger"].p99)))
+			if len(bk.extras) > 0 {
+				fmt.Fprintf(&b, "\n| store benchmark (go test -bench, 1 s) | measured |\n|---|---:|\n")
+				for _, e := range bk.extras {
+					fmt.Fprintf(&b, "| %s | %s |\n", e.what, e.value)
+				}
+			}
+		}
+	}
 	for _, w := range r.warnings {
 		fmt.Fprintf(&b, "\nNot measured: `%s`\n", oneLine(w))
 	}
