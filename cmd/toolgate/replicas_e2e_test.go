@@ -61,7 +61,6 @@ func newBalancer(t *testing.T) *balancer {
 			pr.Out.Host = pr.In.Host // proxy_set_header Host $host
 		},
 		FlushInterval: -1, // stream SSE at once
-		ErrorLog:      nil,
 	}
 	srv := httptest.NewServer(proxy)
 	t.Cleanup(srv.Close)

@@ -149,7 +149,7 @@ List the toolgate replicas that share the running server's store (one on
 Badger; every replica on a shared PostgreSQL), each with the plugin set it
 serves, and say whether they all serve the same one. Each replica rewrites
 its record every 10 seconds and deletes it when it stops; a replica that
-died without stopping disappears after 30 seconds.
+died without stopping disappears within 30 seconds.
 
 The PLUGIN SET column is the digest /readyz reports (and the
 toolgate_plugin_set_info metric's label): replicas with the same digest
