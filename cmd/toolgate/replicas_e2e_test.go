@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"html"
 	"io"
+	"log"
 	"log/slog"
 	"net"
 	"net/http"
@@ -39,9 +40,12 @@ import (
 )
 
 // balancer is the test's load balancer in front of the replicas, as
-// nginx would be in a deployment: clients only know its URL (every
+// nginx is in the README's example: clients only know its URL (every
 // replica's server.public_url), and it forwards each request with the
-// public Host header to the replica the test routes to, or round-robin.
+// public Host header. A request naming a session (Mcp-Session-Id, or
+// /sse's sessionid) that starts with a replica's server.replica_id and a
+// dot goes to that replica; any other to the replica the test routes to,
+// or round-robin.
 type balancer struct {
 	url string
 
@@ -57,10 +61,11 @@ func newBalancer(t *testing.T) *balancer {
 	b := &balancer{replicas: map[string]*url.URL{}}
 	proxy := &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
-			pr.SetURL(b.pick())
+			pr.SetURL(b.pick(pr.In))
 			pr.Out.Host = pr.In.Host // proxy_set_header Host $host
 		},
-		FlushInterval: -1, // stream SSE at once
+		FlushInterval: -1,                         // stream SSE at once
+		ErrorLog:      log.New(io.Discard, "", 0), // a killed replica's connection errors are expected
 	}
 	srv := httptest.NewServer(proxy)
 	t.Cleanup(srv.Close)
@@ -82,9 +87,13 @@ func (b *balancer) routeTo(name string) {
 	b.route = name
 }
 
-func (b *balancer) pick() *url.URL {
+func (b *balancer) pick(r *http.Request) *url.URL {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	session := r.Header.Get("Mcp-Session-Id") + r.URL.Query().Get("sessionid")
+	if name, _, ok := strings.Cut(session, "."); ok && b.replicas[name] != nil {
+		return b.replicas[name]
+	}
 	if b.route != "" {
 		return b.replicas[b.route]
 	}
@@ -100,16 +109,16 @@ type replicaEnv struct {
 	env []string
 }
 
-// startReplica runs "toolgate serve" as one replica on a port of its own,
+// startReplica runs "toolgate serve" as replica id on a port of its own,
 // with a data directory of its own (admin token, compilation cache).
-func startReplica(t *testing.T, re replicaEnv) (p *process, dataDir string) {
+func startReplica(t *testing.T, re replicaEnv, id string) (p *process, dataDir string) {
 	t.Helper()
 	dir := t.TempDir()
 	dataDir = filepath.Join(dir, "data")
 	cmd := exec.Command(toolgateBinary(t), "serve", "-listen", freeLoopbackAddr(t), "-admin-listen", "127.0.0.1:0",
 		"-data-dir", dataDir, "-log-format", "json")
 	cmd.Dir = dir
-	cmd.Env = append(cleanEnv(), re.env...)
+	cmd.Env = append(append(cleanEnv(), re.env...), "TOOLGATE_SERVER_REPLICA_ID="+id)
 	pipe, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -362,8 +371,8 @@ func TestReplicasOnPostgres(t *testing.T) {
 		"TOOLGATE_PLUGINS_CACHE_DIR=" + filepath.Join(os.TempDir(), "toolgate-test-wasm-cache"),
 		"TOOLGATE_PLUGINS_WATCH=false",
 	}}
-	a, aData := startReplica(t, re)
-	b, bData := startReplica(t, re)
+	a, aData := startReplica(t, re, "a")
+	b, bData := startReplica(t, re, "b")
 	lb.add("a", a.addr)
 	lb.add("b", b.addr)
 	if a.public != public || b.public != public {
@@ -410,7 +419,7 @@ func TestReplicasOnPostgres(t *testing.T) {
 	})
 	digestA, idA := readyzDigest(t, "http://"+a.addr)
 	digestB, idB := readyzDigest(t, "http://"+b.addr)
-	if digestA != digestB || rs[0].PluginDigest != digestA || rs[1].PluginDigest != digestA || !slices.Contains([]string{rs[0].ID, rs[1].ID}, idB) || idA == idB {
+	if digestA != digestB || rs[0].PluginDigest != digestA || rs[1].PluginDigest != digestA || rs[0].ID != "a" || rs[1].ID != "b" || idA != "a" || idB != "b" {
 		t.Fatalf("readyz digests %s (%s) and %s (%s); registry %+v", digestA, idA, digestB, idB, rs)
 	}
 	if code, out := cli(b, bData, "replicas"); code != exitOK || !strings.Contains(out, "all 2 replicas serve the same plugin set ("+digestA+")") {
@@ -443,6 +452,19 @@ func TestReplicasOnPostgres(t *testing.T) {
 		t.Errorf("B's session on A: %v %v, want 404", resp.StatusCode, err)
 	} else {
 		resp.Body.Close()
+	}
+
+	// Round-robin, a stateful session still works: its ID starts with its
+	// replica's name, and the balancer keeps it there.
+	lb.routeTo("")
+	balanced := connect(alice, "2025-11-25")
+	for i := range 4 {
+		if res := callTool(t, balanced, "add", map[string]any{"a": i, "b": 1}); res.IsError || contentText(res) != fmt.Sprint(i+1) {
+			t.Fatalf("add %d on a session behind the round-robin balancer = %q (IsError %v)", i, contentText(res), res.IsError)
+		}
+	}
+	if id := balanced.ID(); !strings.HasPrefix(id, "a.") && !strings.HasPrefix(id, "b.") {
+		t.Errorf("session ID %q does not name its replica", id)
 	}
 
 	// Refresh on B; the old refresh token replayed on A revokes the grant,

@@ -108,6 +108,13 @@ type ServerConfig struct {
 	// so a client cannot pick its own address. See
 	// [Config.TrustedProxyPrefixes].
 	TrustedProxies []string `koanf:"trusted_proxies"`
+	// ReplicaID names this replica among those sharing a store (in
+	// `toolgate replicas` and /readyz) and starts its MCP session IDs
+	// ("<replica_id>.<random>"), so a load balancer can send a session's
+	// requests to the replica that holds it. 1-64 characters of a-z, 0-9,
+	// '-' and '_'. Empty (the default): the host name and the listen port
+	// name the replica, and session IDs have no prefix.
+	ReplicaID string `koanf:"replica_id"`
 }
 
 // LogConfig configures the process's logs.

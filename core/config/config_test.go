@@ -293,6 +293,8 @@ func TestErrors(t *testing.T) {
 			want: `config: FILE: plugins.max_queue = 100001: must be between 0 and 100000 (0: no call waits)`},
 		{name: "queue timeout zero", file: "[plugins]\nqueue_timeout = \"0s\"\n",
 			want: `config: FILE: plugins.queue_timeout = "0s": must be between 1ms and 10m`},
+		{name: "replica id with a dot", file: "[server]\nreplica_id = \"a.b\"\n",
+			want: `config: FILE: server.replica_id = "a.b": must be 1 to 64 characters of a-z, 0-9, '-' and '_' (it starts MCP session IDs)`},
 		{name: "pprof without the admin endpoint", file: "[server]\npprof = true\nadmin_listen = \"\"\n",
 			want: `config: FILE: server.pprof = true: needs server.admin_listen: the profiles are served on the admin endpoint only`},
 		{name: "idle instance ttl too short", file: "[plugins]\nidle_instance_ttl = \"500ms\"\n",

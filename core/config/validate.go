@@ -6,10 +6,15 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
 )
+
+// replicaIDPattern is what server.replica_id may be: it names the replica
+// and starts its MCP session IDs, which load balancers match on.
+var replicaIDPattern = regexp.MustCompile(`^[a-z0-9_-]{1,64}$`)
 
 // Validate checks a configuration built in code (tests, embedding) the way
 // [Load] checks a loaded one, and returns the first problem as a one-line
@@ -114,6 +119,9 @@ func (v *validator) server() error {
 		if s.AdminListen == s.Listen && port != "0" {
 			return v.fail("server.admin_listen", s.AdminListen, "must differ from server.listen")
 		}
+	}
+	if s.ReplicaID != "" && !replicaIDPattern.MatchString(s.ReplicaID) {
+		return v.fail("server.replica_id", s.ReplicaID, "must be 1 to 64 characters of a-z, 0-9, '-' and '_' (it starts MCP session IDs)")
 	}
 	if s.Pprof && s.AdminListen == "" {
 		return v.fail("server.pprof", s.Pprof, "needs server.admin_listen: the profiles are served on the admin endpoint only")

@@ -99,8 +99,10 @@
 // /sse?sessionid=...) with 404, and the client initializes a new session
 // there; so the balancer needs affinity on Mcp-Session-Id for stateful
 // clients, and /sse needs its stream's POSTs on the same replica for the
-// stream's lifetime. 2026-07-28 requests carry no session and may land on
-// any replica.
+// stream's lifetime. Config.SessionIDPrefix (the replica's
+// server.replica_id and a dot) starts every session ID, so a balancer can
+// route on the ID alone. 2026-07-28 requests carry no session and may land
+// on any replica.
 //
 // # Draining
 //

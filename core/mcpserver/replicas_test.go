@@ -147,3 +147,44 @@ func TestSessionOnAnotherReplica(t *testing.T) {
 		}
 	})
 }
+
+// TestSessionIDPrefix: with a replica's prefix, every session ID it hands
+// out (stateful streamable and SSE) starts with it, so a load balancer can
+// route on it; the random part stays as long as without one.
+func TestSessionIDPrefix(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.SessionIDPrefix = "a." })
+	cs, _ := e.connect(t, wires[1], "alice")
+	if id := cs.ID(); !strings.HasPrefix(id, "a.") || len(id) != len("a.")+26 {
+		t.Errorf("stateful session ID %q, want a. and 26 random characters", id)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, e.url+"/sse", nil)
+	req.Header.Set("Authorization", "Bearer alice")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		if data, ok := strings.CutPrefix(sc.Text(), "data: "); ok {
+			if !strings.HasPrefix(data, "/sse?sessionid=a.") {
+				t.Errorf("SSE endpoint %q, want sessionid=a.…", data)
+			}
+			break
+		}
+	}
+	for _, tt := range []struct {
+		prefix string
+		ok     bool
+	}{{"web-1.", true}, {"a b", false}, {"a?", false}, {"a&b", false}, {"é", false}} {
+		srv, err := New(Config{Host: nopHost{}, CallerFromContext: callerFromContext, SessionIDPrefix: tt.prefix})
+		if (err == nil) != tt.ok {
+			t.Errorf("prefix %q: New = %v, want ok %v", tt.prefix, err, tt.ok)
+		}
+		if srv != nil {
+			_ = srv.Close(t.Context())
+		}
+	}
+}

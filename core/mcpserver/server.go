@@ -92,6 +92,13 @@ type Config struct {
 	// one user has open; opening one more closes that user's oldest.
 	// Default DefaultMaxSessionsPerUser.
 	MaxSessionsPerUser int
+	// SessionIDPrefix starts every session ID this server hands out
+	// (Mcp-Session-Id of stateful streamable sessions, sessionid of SSE
+	// sessions), before 130 random bits: a replica's name, so a load
+	// balancer can send a session's requests to the replica that holds it.
+	// It must be visible ASCII without spaces (a header value and a query
+	// parameter as it is). Empty (the default): no prefix.
+	SessionIDPrefix string
 	// ToolCallsPerMinute is how many tools/call requests one user (across
 	// all of their sessions and clients) may make a minute; beyond it a
 	// call is answered with a tool error saying when to retry, audited
@@ -232,6 +239,11 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("mcpserver: %w", err)
 	}
+	for _, c := range []byte(cfg.SessionIDPrefix) {
+		if c <= ' ' || c > '~' || c == '&' || c == '#' || c == '%' || c == '+' || c == '?' {
+			return nil, fmt.Errorf("mcpserver: session ID prefix %q: want visible ASCII, without spaces or URL delimiters", cfg.SessionIDPrefix)
+		}
+	}
 	origins, err := parseOrigins(cfg.AllowedOrigins)
 	if err != nil {
 		return nil, fmt.Errorf("mcpserver: %w", err)
@@ -258,6 +270,7 @@ func New(cfg Config) (*Server, error) {
 	s.mcp = mcp.NewServer(&mcp.Implementation{Name: cfg.Name, Version: cfg.Version}, &mcp.ServerOptions{
 		Logger:       s.sdkLog,
 		Capabilities: &mcp.ServerCapabilities{Tools: &mcp.ToolCapabilities{ListChanged: true}},
+		GetSessionID: s.newSessionID,
 	})
 	s.mcp.AddReceivingMiddleware(s.receiving)
 	s.mcp.AddSendingMiddleware(s.sending)

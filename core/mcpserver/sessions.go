@@ -1,6 +1,8 @@
 package mcpserver
 
 import (
+	"crypto/rand"
+
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/toolgate/toolgate/core/gate"
@@ -207,4 +209,10 @@ func (s *Server) forgetLocked(ss *mcp.ServerSession) {
 	if st.evictable {
 		removeFrom(s.byUser, st.user, st)
 	}
+}
+
+// newSessionID returns a fresh session ID: Config.SessionIDPrefix, then
+// 130 random bits (26 base32 characters, as the go-sdk's own IDs).
+func (s *Server) newSessionID() string {
+	return s.cfg.SessionIDPrefix + rand.Text()
 }

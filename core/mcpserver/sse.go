@@ -1,7 +1,6 @@
 package mcpserver
 
 import (
-	"crypto/rand"
 	"mime"
 	"net/http"
 	"sync"
@@ -78,7 +77,7 @@ func (h *sseHandler) serveStream(w http.ResponseWriter, r *http.Request, owner s
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-cache")
 	w.Header().Set("Connection", "keep-alive")
-	id := rand.Text()
+	id := h.s.newSessionID()
 	endpoint := *r.URL
 	endpoint.RawQuery = "sessionid=" + id
 	sess := &sseSession{

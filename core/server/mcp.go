@@ -27,6 +27,7 @@ func (s *Server) setupMCP() error {
 		MaxHeaderBytes:      s.cfg.Server.MaxHeaderBytes,
 		SessionIdleTimeout:  s.cfg.MCP.SessionIdleTimeout,
 		MaxSessionsPerUser:  s.cfg.MCP.MaxSessionsPerUser,
+		SessionIDPrefix:     sessionIDPrefix(s.cfg.Server.ReplicaID),
 		ToolCallsPerMinute:  s.cfg.MCP.ToolCallsPerMinute,
 		ToolCallBurst:       s.cfg.MCP.ToolCallBurst,
 		Audit:               s.store,

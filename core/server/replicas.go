@@ -150,10 +150,13 @@ func sortedCopy(s []string) []string {
 	return slices.Compact(out)
 }
 
-// replicaID names this replica in the registry: the host name and the
-// port it listens on (two replicas on one machine differ by port; in a
-// container the host name is the container's).
-func replicaID(listen string) string {
+// replicaID names this replica in the registry: server.replica_id, else
+// the host name and the port it listens on (two replicas on one machine
+// differ by port; in a container the host name is the container's).
+func replicaID(configured, listen string) string {
+	if configured != "" {
+		return configured
+	}
 	host, err := os.Hostname()
 	if err != nil || host == "" {
 		host = "localhost"
@@ -164,6 +167,16 @@ func replicaID(listen string) string {
 	return host
 }
 
+// sessionIDPrefix is what starts this replica's MCP session IDs: its
+// server.replica_id and a dot, so a load balancer can match "<id>." (a
+// replica ID never holds a dot); nothing without a replica_id.
+func sessionIDPrefix(replicaID string) string {
+	if replicaID == "" {
+		return ""
+	}
+	return replicaID + "."
+}
+
 // setupReplica builds this replica's registry record and follows the
 // plugin host: every loaded set updates /readyz, the
 // toolgate_plugin_set_info metric and the registry.
@@ -171,7 +184,7 @@ func (s *Server) setupReplica() error {
 	reg, err := replica.New(replica.Config{
 		Store: s.store,
 		Self: replica.Info{
-			ID:        replicaID(s.cfg.Server.Listen),
+			ID:        replicaID(s.cfg.Server.ReplicaID, s.cfg.Server.Listen),
 			URL:       s.cfg.Server.PublicURL,
 			Addr:      s.cfg.Server.Listen,
 			Version:   moduleVersion(),

@@ -192,3 +192,22 @@ func TestReplicaRegistryOnBadger(t *testing.T) {
 		t.Errorf("deleted before close: %v, want %s", st.deleted, want)
 	}
 }
+
+// TestConfiguredReplicaID: server.replica_id names the replica in /readyz
+// and the registry, and starts its MCP session IDs.
+func TestConfiguredReplicaID(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Server.ReplicaID = "web-1"
+	ts := startServer(t, cfg, nil)
+	_, body := get(t, ts.base+"/readyz")
+	var rb readyBody
+	if err := json.Unmarshal([]byte(body), &rb); err != nil || rb.Replica != "web-1" {
+		t.Errorf("/readyz replica = %q (%v), want web-1", rb.Replica, err)
+	}
+	if got := sessionIDPrefix("web-1"); got != "web-1." {
+		t.Errorf("session ID prefix %q, want web-1.", got)
+	}
+	if got := sessionIDPrefix(""); got != "" {
+		t.Errorf("session ID prefix without a replica_id %q, want none", got)
+	}
+}
