@@ -39,6 +39,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -429,6 +430,22 @@ func ValidatePluginKey(plugin, key string) error {
 		return errors.Join(ErrInvalid, errors.New("key must be 1 to 512 bytes"))
 	}
 	return validateKeyChars(key)
+}
+
+// ValidateKVPut checks the arguments of PluginKV.KVPut the same way for
+// every backend: the plugin name and key (ValidatePluginKey), a value of at
+// most MaxKVValueLen bytes and a ttl that is not negative.
+func ValidateKVPut(plugin, key string, value []byte, ttl time.Duration) error {
+	if err := ValidatePluginKey(plugin, key); err != nil {
+		return err
+	}
+	if len(value) > MaxKVValueLen {
+		return fmt.Errorf("%w: value is %d bytes, the limit is %d", ErrInvalid, len(value), MaxKVValueLen)
+	}
+	if ttl < 0 {
+		return fmt.Errorf("%w: negative ttl", ErrInvalid)
+	}
+	return nil
 }
 
 // ValidatePluginPrefix is ValidatePluginKey for a list prefix, which may be empty.

@@ -82,14 +82,8 @@ func (s *Store) KVGet(ctx context.Context, plugin, k string) ([]byte, error) {
 // KVPut implements store.PluginKV. Values may be up to store.MaxKVValueLen
 // bytes; a negative ttl is ErrInvalid.
 func (s *Store) KVPut(ctx context.Context, plugin, k string, value []byte, ttl time.Duration) error {
-	if err := store.ValidatePluginKey(plugin, k); err != nil {
+	if err := store.ValidateKVPut(plugin, k, value, ttl); err != nil {
 		return fmt.Errorf("kv put: %w", err)
-	}
-	if len(value) > store.MaxKVValueLen {
-		return fmt.Errorf("kv put: %w: value is %d bytes, the limit is %d", store.ErrInvalid, len(value), store.MaxKVValueLen)
-	}
-	if ttl < 0 {
-		return fmt.Errorf("kv put: %w: negative ttl", store.ErrInvalid)
 	}
 	var exp time.Time
 	if ttl > 0 {
