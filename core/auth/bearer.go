@@ -206,6 +206,13 @@ func (s *Server) loadCaller(ctx context.Context, hash string, now time.Time) (*C
 	case err != nil:
 		return nil, err
 	}
+	// Once the grant's upstream expiry has passed, no token issued before
+	// it is good: AuthKit's token behind it has expired, or an upstream
+	// event (WebhookHandler) marked the grant stale. The client refreshes,
+	// which asks AuthKit again.
+	if up := g.UpstreamExpiresAt; !up.IsZero() && !now.Before(up) && tok.CreatedAt.Before(up) {
+		return nil, errTokenInvalid
+	}
 	c := &Caller{
 		UserID:         g.UserID,
 		Email:          g.Email,

@@ -73,6 +73,7 @@ type ResourceServer struct {
 	v      JWTVerifier
 	cache  *tokenCache
 	issuer string
+	denied rsDenials // what WorkOS events ended (WebhookHandler)
 }
 
 // NewResourceServer validates cfg and returns a ResourceServer verifying
@@ -164,6 +165,10 @@ func (rs *ResourceServer) verify(ctx context.Context, token, audience string) (*
 		return nil, fmt.Errorf("%w: %w", errTokenInvalid, err)
 	case err != nil:
 		return nil, fmt.Errorf("verify authkit token: %w", err)
+	}
+	if rs.denied.refuses(claims, now) {
+		rs.cfg.Logger.DebugContext(ctx, "auth: authkit token refused after an upstream event", "session", claims.SessionID)
+		return nil, fmt.Errorf("%w: ended by an upstream event", errTokenInvalid)
 	}
 	c := &Caller{
 		UserID:         claims.Subject,

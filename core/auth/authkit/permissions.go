@@ -248,6 +248,7 @@ type permFlight struct {
 	done chan struct{}
 	res  permResult
 	err  error
+	gen  uint64 // permCache.gen when the flight started
 }
 
 // permJoin is the flight a caller waits for, and whether it must start it.
@@ -275,6 +276,7 @@ type permCache struct {
 	entries map[permKey]*list.Element // of *permEntry
 	lru     *list.List                // most recently used at the front
 	flights map[permKey]*permFlight
+	gen     uint64 // bumped by reset; a flight started before it caches nothing
 }
 
 func newPermCache(ttl time.Duration, size int, now func() time.Time) *permCache {
@@ -305,7 +307,7 @@ func (c *permCache) lookup(key permKey) (permJoin, permResult, bool) {
 	if f, ok := c.flights[key]; ok {
 		return permJoin{flight: f}, permResult{}, false
 	}
-	f := &permFlight{done: make(chan struct{})}
+	f := &permFlight{done: make(chan struct{}), gen: c.gen}
 	c.flights[key] = f
 	return permJoin{flight: f, leader: true}, permResult{}, false
 }
@@ -316,8 +318,10 @@ func (c *permCache) finish(key permKey, f *permFlight, res permResult, err error
 	defer c.mu.Unlock()
 	f.res, f.err = res, err
 	close(f.done)
-	delete(c.flights, key)
-	if err != nil || c.ttl <= 0 || c.size <= 0 {
+	if c.flights[key] == f {
+		delete(c.flights, key)
+	}
+	if err != nil || c.ttl <= 0 || c.size <= 0 || f.gen != c.gen {
 		return
 	}
 	e := &permEntry{key: key, res: res, expires: c.now().Add(c.ttl)}
@@ -332,6 +336,24 @@ func (c *permCache) finish(key permKey, f *permFlight, res permResult, err error
 		c.lru.Remove(oldest)
 		delete(c.entries, oldest.Value.(*permEntry).key)
 	}
+}
+
+// reset forgets every cached result; lookups in flight still answer their
+// callers but are not cached.
+func (c *permCache) reset() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gen++
+	clear(c.entries)
+	c.lru.Init()
+	clear(c.flights) // later calls start fresh lookups
+}
+
+// ForgetPermissions drops every cached result of Permissions, so the next
+// call for any user asks WorkOS again: for an organization membership,
+// role or permission change WorkOS announced (a webhook event).
+func (u *Upstream) ForgetPermissions() {
+	u.perms.reset()
 }
 
 // count reports the number of cached entries.

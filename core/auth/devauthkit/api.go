@@ -1,6 +1,7 @@
 package devauthkit
 
 import (
+	"context"
 	"crypto"
 	"crypto/rand"
 	"crypto/rsa"
@@ -318,22 +319,29 @@ func (s *Server) handleRevokeSession(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusUnprocessableEntity, &apiError{Code: "invalid_request_parameters", Message: "session_id is required."})
 		return
 	}
-	if !s.revoke(body.SessionID) {
+	if !s.revoke(r.Context(), body.SessionID) {
 		writeJSON(w, http.StatusNotFound, &apiError{Code: "entity_not_found", Message: "Session not found."})
 		return
 	}
 	writeJSON(w, http.StatusOK, struct{}{})
 }
 
-// revoke ends session sid and drops its refresh tokens. It reports whether
-// the session existed.
-func (s *Server) revoke(sid string) bool {
+// revoke ends session sid and drops its refresh tokens, then delivers
+// session.revoked (a failed delivery is logged: the session is ended
+// either way, as at WorkOS). It reports whether the session existed.
+func (s *Server) revoke(ctx context.Context, sid string) bool {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, ok := s.sessions[sid]; !ok {
+	sess, ok := s.sessions[sid]
+	if !ok {
+		s.mu.Unlock()
 		return false
 	}
+	u := s.userByEmailLocked(sess.email)
 	s.revokeLocked(sid)
+	s.mu.Unlock()
+	if err := s.sessionRevoked(ctx, sess, u); err != nil {
+		s.logger.Warn("devauthkit: webhook delivery failed", "event", "session.revoked", "err", err)
+	}
 	return true
 }
 

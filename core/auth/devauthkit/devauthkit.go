@@ -1,6 +1,7 @@
 package devauthkit
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
@@ -15,6 +16,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -139,6 +141,19 @@ type Config struct {
 	Logger *slog.Logger
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
+	// WebhookURL, when set, receives WorkOS-style signed webhook events,
+	// delivered synchronously before the call that caused them returns:
+	// session.revoked when a session ends (EndSessions, the revoke-session
+	// API, sign-out) and organization_role.updated (role.updated for a user
+	// without an organization) when SetPermissions edits a role. Its host
+	// must be loopback. Default: no webhooks.
+	WebhookURL string
+	// WebhookSecret signs the deliveries (see SignWebhook). Required with
+	// WebhookURL.
+	WebhookSecret string
+	// WebhookClient sends the deliveries. Default: a client with a 10
+	// second timeout.
+	WebhookClient *http.Client
 }
 
 // user is a configured dev user with its derived ids.
@@ -192,6 +207,8 @@ type Server struct {
 	logger       *slog.Logger
 	now          func() time.Time
 	mux          *http.ServeMux
+	webhook      *webhookTarget // nil without Config.WebhookURL
+	webhooksOff  atomic.Bool    // SetWebhookDelivery(false)
 
 	mu       sync.Mutex
 	users    []*user    // in configuration order, for the login page
@@ -248,6 +265,10 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("devauthkit: %w", err)
 	}
+	webhook, err := newWebhookTarget(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("devauthkit: %w", err)
+	}
 	if cfg.Key == nil {
 		if cfg.Key, err = rsa.GenerateKey(rand.Reader, keyBits); err != nil {
 			return nil, fmt.Errorf("devauthkit: generate signing key: %w", err)
@@ -266,6 +287,7 @@ func New(cfg Config) (*Server, error) {
 		key:          cfg.Key,
 		kid:          keyID(&cfg.Key.PublicKey),
 		accessTTL:    cfg.AccessTokenTTL,
+		webhook:      webhook,
 		logger:       cfg.Logger,
 		now:          cfg.Now,
 		users:        users,
@@ -335,11 +357,14 @@ func (s *Server) Users() []User {
 // GET /organizations/{id}/roles reports them) are replaced too, as editing
 // the role in the WorkOS dashboard would; the token permissions of other
 // users with that role change only when SetPermissions is called for them.
+// With a webhook URL, the role change is announced (organization_role.updated,
+// or role.updated for a user without an organization) before it returns;
+// a failed delivery is returned as an error, the change stays made.
 func (s *Server) SetPermissions(email string, permissions []string) error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	u := s.userByEmailLocked(email)
 	if u == nil {
+		s.mu.Unlock()
 		return fmt.Errorf("devauthkit: no dev user %q", email)
 	}
 	u.Permissions = slices.Clone(permissions)
@@ -349,29 +374,39 @@ func (s *Server) SetPermissions(email string, permissions []string) error {
 	if r := findRole(s.roles, u.orgID, u.Role); r != nil {
 		r.permissions = slices.Clone(u.Permissions)
 	}
-	return nil
+	orgID, slug, perms := u.orgID, u.Role, slices.Clone(u.Permissions)
+	s.mu.Unlock()
+	return s.roleUpdated(context.Background(), orgID, slug, perms)
 }
 
 // EndSessions ends every AuthKit session of the dev user with email, as
 // revoking the user's sessions in the WorkOS dashboard does, and returns
 // how many there were. Their refresh tokens are dropped, so the next
 // refresh of any of them gets invalid_grant; access tokens already issued
-// stay valid until they expire, as WorkOS's do.
+// stay valid until they expire, as WorkOS's do. With a webhook URL, a
+// session.revoked event for each session is delivered before it returns,
+// so toolgate refuses those access tokens at once; a failed delivery is
+// returned as an error (the sessions stay ended).
 func (s *Server) EndSessions(email string) (int, error) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	u := s.userByEmailLocked(email)
 	if u == nil {
+		s.mu.Unlock()
 		return 0, fmt.Errorf("devauthkit: no dev user %q", email)
 	}
-	n := 0
+	var ended []*session
 	for id, sess := range s.sessions {
 		if strings.EqualFold(sess.email, u.Email) {
 			s.revokeLocked(id)
-			n++
+			ended = append(ended, sess)
 		}
 	}
-	return n, nil
+	s.mu.Unlock()
+	var errs []error
+	for _, sess := range ended {
+		errs = append(errs, s.sessionRevoked(context.Background(), sess, u))
+	}
+	return len(ended), errors.Join(errs...)
 }
 
 func (s *Server) userByEmailLocked(email string) *user {

@@ -197,7 +197,7 @@ func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request) {
 		s.pageError(w, http.StatusBadRequest, "session_id is required.")
 		return
 	}
-	s.revoke(sid)
+	s.revoke(r.Context(), sid)
 	if rt := r.URL.Query().Get("return_to"); rt != "" {
 		if origin, err := redirectOrigin(rt); err == nil && s.allowedOrigin(origin) {
 			setPageHeaders(w, "") // also keeps http.Redirect from writing an HTML body
