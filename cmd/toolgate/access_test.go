@@ -544,10 +544,15 @@ func waitUntil(instant time.Time) {
 // TestAccessUpstreamEvents: with the development AuthKit issuing short
 // tokens (auth.dev_access_token_ttl, as WorkOS's access token duration
 // does), toolgate's tokens expire with AuthKit's; an expired token is
-// refused on the first request after its expiry; an AuthKit session ended
-// upstream is refused on the next refresh, and in any case on the first
-// request after the token's expiry, never later; a permission removed
-// upstream is gone after the next refresh.
+// refused on the first request after its expiry. The development AuthKit
+// delivers WorkOS webhooks to /webhooks/workos before EndSessions and
+// SetPermissions return: an AuthKit session ended upstream is refused on
+// the very next request, and a permission removed upstream refuses the
+// access token at once and is gone after the refresh that follows.
+// Without webhooks (delivery turned off, as with an endpoint not
+// registered at WorkOS) an ended session is refused on the next refresh,
+// and in any case on the first request after the token's expiry, never
+// later.
 func TestAccessUpstreamEvents(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds wasm plugins and starts a server")
@@ -558,6 +563,7 @@ func TestAccessUpstreamEvents(t *testing.T) {
 		{"bob@example.com", "member", "Acme", nil},
 		{"carol@example.com", "member", "Acme", nil},
 		{"dave@example.com", "admin", "Acme", []string{"image_generation"}},
+		{"erin@example.com", "member", "Acme", nil},
 	}
 	ls := accessServer(t, users, func(cfg *config.Config) {
 		cfg.Auth.DevAccessTokenTTL = upstreamTTL
@@ -600,12 +606,33 @@ func TestAccessUpstreamEvents(t *testing.T) {
 	expiring, expiringReply := fresh("alice@example.com")
 	worksWhileFresh(expiring, expiringReply, "alice@example.com")
 
-	// bob's session ends upstream while his client keeps its token and
-	// does not refresh: the token expires with AuthKit's.
+	// bob's session ends upstream while webhooks are not delivered, and
+	// his client keeps its token and does not refresh: the token works
+	// until it expires with AuthKit's.
 	ended, endedReply := fresh("bob@example.com")
 	worksWhileFresh(ended, endedReply, "bob@example.com")
-	if n, err := ls.s.DevAuthKit().EndSessions("bob@example.com"); err != nil || n != 1 {
+	ls.s.DevAuthKit().SetWebhookDelivery(false)
+	n, err := ls.s.DevAuthKit().EndSessions("bob@example.com")
+	ls.s.DevAuthKit().SetWebhookDelivery(true)
+	if err != nil || n != 1 {
 		t.Fatalf("EndSessions(bob) = %d, %v", n, err)
+	}
+	worksWhileFresh(ended, endedReply, "bob@example.com") // no webhook: still served
+
+	// erin's session ends upstream with webhooks delivered: the very next
+	// request with her unexpired token is refused, her grant is gone, and
+	// her refresh token with it.
+	erin, erinReply := fresh("erin@example.com")
+	worksWhileFresh(erin, erinReply, "erin@example.com")
+	if n, err := ls.s.DevAuthKit().EndSessions("erin@example.com"); err != nil || n != 1 {
+		t.Fatalf("EndSessions(erin) = %d, %v", n, err)
+	}
+	mustBeRefused(t, ls.public, erin.access, "right after the AuthKit session ended (webhook)")
+	if gs := grantsOf(t, ls, "erin@example.com"); len(gs) != 0 {
+		t.Errorf("erin's grant outlived the session.revoked webhook: %+v", gs)
+	}
+	if status, reply := refreshTokens(t, ls.public, erin.grant.ClientID, erin.refresh); status != http.StatusBadRequest || reply.Error != "invalid_grant" {
+		t.Errorf("erin's refresh after the webhook = %d %q, want 400 invalid_grant", status, reply.Error)
 	}
 
 	// The upstream session of carol ends and her client refreshes at once:
@@ -622,12 +649,15 @@ func TestAccessUpstreamEvents(t *testing.T) {
 		t.Errorf("carol's grant outlived her AuthKit session: %+v", gs)
 	}
 
-	// A permission removed upstream: the refresh brings the change, and
+	// A permission removed upstream: the role's webhook refuses dave's
+	// access token at once, the refresh brings the change, and
 	// generateImage is gone from dave's list and refused.
 	dave := signInSession(t, ls, "dave@example.com")
+	mustWork(t, ls.public, dave.access, "dave@example.com", "dave's token before the permission change")
 	if err := ls.s.DevAuthKit().SetPermissions("dave@example.com", nil); err != nil {
 		t.Fatal(err)
 	}
+	mustBeRefused(t, ls.public, dave.access, "right after dave's role lost a permission (webhook)")
 	status, reply := refreshTokens(t, ls.public, dave.grant.ClientID, dave.refresh)
 	if status != http.StatusOK {
 		t.Fatalf("dave's refresh = %d %q", status, reply.Error)

@@ -68,6 +68,15 @@
 // is in the request context ([CallerFromContext]), and also as a go-sdk
 // auth.TokenInfo for packages that only import the go-sdk.
 //
+// # WorkOS webhooks
+//
+// [Server.WebhookHandler] serves [PathWorkOSWebhook]: WorkOS events that end
+// a session, delete a user or change a membership, role or permission end
+// the grants concerned or mark them stale (their access tokens are refused
+// and the next refresh re-reads the identity), and drop their cached tokens
+// before answering, so the next request is refused. Deliveries are checked
+// by a [WebhookVerifier] (*authkit.WebhookVerifier).
+//
 // # Resource-server mode
 //
 // With auth.mode = "authkit", [NewResourceServer] replaces Server: its

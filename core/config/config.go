@@ -187,6 +187,16 @@ type AuthConfig struct {
 	// WorkOSAPIKey is the WorkOS API key (environment variable
 	// WORKOS_CLIENT_SECRET). Required in production mode.
 	WorkOSAPIKey Secret `koanf:"workos_api_key"`
+	// WorkOSWebhookSecret is the signing secret WorkOS shows for
+	// toolgate's webhook endpoint (public_url + "/webhooks/workos")
+	// (environment variable WORKOS_WEBHOOK_SECRET). When set, in
+	// production mode, toolgate serves that endpoint and applies the
+	// events it receives (ended sessions, deleted users, membership, role
+	// and permission changes) at once; empty (the default), the endpoint
+	// is off and those changes reach toolgate at the next refresh. Ignored
+	// in development mode, where the development AuthKit delivers its
+	// events with a secret generated for each run.
+	WorkOSWebhookSecret Secret `koanf:"workos_webhook_secret"`
 	// CookieEncryptionKey signs and encrypts browser cookies such as the
 	// remembered consent (environment variable COOKIE_ENCRYPTION_KEY). At
 	// least 32 bytes; required in production mode. In development mode an

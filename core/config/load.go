@@ -23,18 +23,21 @@ const DefaultFile = "toolgate.toml"
 // configuration file's path.
 const ConfigFileEnv = "TOOLGATE_CONFIG"
 
-// The environment variables the TypeScript original used, kept verbatim.
+// The environment variables the TypeScript original used, kept verbatim,
+// and the WorkOS webhook secret, named like them.
 const (
 	EnvWorkOSClientID      = "WORKOS_CLIENT_ID"
 	EnvWorkOSClientSecret  = "WORKOS_CLIENT_SECRET"
 	EnvCookieEncryptionKey = "COOKIE_ENCRYPTION_KEY"
+	EnvWorkOSWebhookSecret = "WORKOS_WEBHOOK_SECRET"
 )
 
-// originalEnv maps the original environment names to their keys.
+// originalEnv maps the WORKOS_* and COOKIE_* environment names to their keys.
 var originalEnv = map[string]string{
 	EnvWorkOSClientID:      "auth.workos_client_id",
 	EnvWorkOSClientSecret:  "auth.workos_api_key",
 	EnvCookieEncryptionKey: "auth.cookie_encryption_key",
+	EnvWorkOSWebhookSecret: "auth.workos_webhook_secret",
 }
 
 // Options says where [Load] finds its layers.

@@ -34,6 +34,9 @@ const (
 type guardian interface {
 	Mount(mux *http.ServeMux)
 	Protect(path string, next http.Handler) http.Handler
+	// WebhookHandler serves auth.PathWorkOSWebhook: WorkOS events that end
+	// sessions or change permissions, applied at once.
+	WebhookHandler(v auth.WebhookVerifier) http.Handler
 }
 
 // authParts is what setupAuth built.
@@ -65,6 +68,10 @@ func setupAuth(cfg config.Config, st store.Store, mux *http.ServeMux, logger *sl
 	public := strings.TrimSuffix(cfg.Server.PublicURL, "/")
 	parts := &authParts{}
 	var err error
+	// webhookSecret, when set, turns on auth.PathWorkOSWebhook: the
+	// operator's in production, a secret of this run's own in development,
+	// where the development AuthKit delivers its events to us.
+	webhookSecret := a.WorkOSWebhookSecret.Reveal()
 	if cfg.Production() {
 		kc := authkit.Config{
 			ClientID:   a.WorkOSClientID,
@@ -89,6 +96,7 @@ func setupAuth(cfg config.Config, st store.Store, mux *http.ServeMux, logger *sl
 		if !strings.HasPrefix(public, "http://") {
 			return nil, fmt.Errorf("server.public_url %q must be an http:// loopback URL in development mode: the development AuthKit is served in plain HTTP on server.listen", public)
 		}
+		webhookSecret = "whsec_dev_" + rand.Text()
 		users := make([]devauthkit.User, len(a.DevUsers))
 		for i, u := range a.DevUsers {
 			users[i] = devauthkit.User{
@@ -104,6 +112,9 @@ func setupAuth(cfg config.Config, st store.Store, mux *http.ServeMux, logger *sl
 			Key:            opts.devKey,
 			AccessTokenTTL: a.DevAccessTokenTTL,
 			Logger:         logger.With("component", "devauthkit"),
+			WebhookURL:     public + auth.PathWorkOSWebhook,
+			WebhookSecret:  webhookSecret,
+			WebhookClient:  selfClient(cfg.Server.Listen),
 		})
 		if err != nil {
 			return nil, fmt.Errorf("start the development AuthKit (server.public_url must be a loopback URL in development mode): %w", err)
@@ -166,6 +177,13 @@ func setupAuth(cfg config.Config, st store.Store, mux *http.ServeMux, logger *sl
 		parts.invalidate = srv.Invalidate
 	}
 	parts.guard.Mount(mux)
+	if webhookSecret != "" {
+		v, err := authkit.NewWebhookVerifier(webhookSecret, nil)
+		if err != nil {
+			return nil, fmt.Errorf("set up the WorkOS webhook endpoint: %w", err)
+		}
+		mux.Handle(auth.PathWorkOSWebhook, parts.guard.WebhookHandler(v))
+	}
 	return parts, nil
 }
 

@@ -14,7 +14,10 @@
 //   - [Upstream.VerifyAccessToken] verifies an AuthKit JWT for
 //     resource-server mode;
 //   - [Upstream.Permissions] looks up a user's role and permissions in an
-//     organization, for resource-server tokens that carry none.
+//     organization, for resource-server tokens that carry none;
+//   - [WebhookVerifier.VerifyWebhook] checks a WorkOS webhook delivery's
+//     WorkOS-Signature with workos-go's webhooks client and decodes the
+//     event.
 //
 // # Token verification
 //

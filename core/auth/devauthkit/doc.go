@@ -71,4 +71,17 @@
 // [Server.EndSessions] ends every session of a user, as revoking them in the
 // WorkOS dashboard does: their refresh tokens get invalid_grant, while access
 // tokens already issued stay valid until they expire.
+//
+// # Webhooks
+//
+// With Config.WebhookURL (loopback) and Config.WebhookSecret, the server
+// delivers WorkOS events signed as WorkOS signs them ([SignWebhook]; the
+// WorkOS-Signature header, which workos-go's webhooks client verifies) and
+// waits for the answer before the call that caused them returns:
+// session.revoked when a session ends (EndSessions, the revoke-session API,
+// sign-out) and organization_role.updated (role.updated for a user without
+// an organization) from SetPermissions. toolgate's development mode points
+// it at its own /webhooks/workos with a secret made for each run, so an
+// ended session is refused on the next request. [Server.SetWebhookDelivery]
+// turns delivery off and on, as removing the endpoint at WorkOS would.
 package devauthkit
