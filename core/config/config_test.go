@@ -161,6 +161,7 @@ func TestEnvMapping(t *testing.T) {
 		{"WORKOS_CLIENT_ID", "auth.workos_client_id"},
 		{"WORKOS_CLIENT_SECRET", "auth.workos_api_key"},
 		{"COOKIE_ENCRYPTION_KEY", "auth.cookie_encryption_key"},
+		{"WORKOS_WEBHOOK_SECRET", "auth.workos_webhook_secret"},
 		{"TOOLGATE_SERVER_PUBLIC_URL", "server.public_url"},
 		{"TOOLGATE_SERVER_LISTEN", "server.listen"},
 		{"TOOLGATE_SERVER_MAX_BODY_BYTES", "server.max_body_bytes"},
