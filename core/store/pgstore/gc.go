@@ -80,7 +80,7 @@ func (s *Store) gcAnnounced(ctx context.Context, sql string, kind store.ChangeKi
 	ctx, cancel := context.WithTimeout(ctx, s.opts.QueryTimeout)
 	defer cancel()
 	var ids []string
-	err := s.runTx(ctx, func(ctx context.Context, tx pgx.Tx) ([]store.Change, error) {
+	_, err := s.runTx(ctx, func(ctx context.Context, tx pgx.Tx) ([]store.Change, error) {
 		rows, err := tx.Query(ctx, sql, now, gcBatch)
 		if err != nil {
 			return nil, err

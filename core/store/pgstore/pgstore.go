@@ -25,6 +25,7 @@ const (
 	DefaultMaxConns          = 10
 	DefaultQueryTimeout      = 10 * time.Second
 	DefaultHeartbeatInterval = 5 * time.Second
+	DefaultAckTimeout        = 2 * time.Second
 	// maxAttempts bounds the retries of a transaction that hit a deadlock
 	// or a serialization failure.
 	maxAttempts = 20
@@ -58,6 +59,17 @@ type Options struct {
 	// (store.ChangeSuspended) until the connection is back. Default 5
 	// seconds.
 	HeartbeatInterval time.Duration
+	// AckTimeout bounds how long an operation that revokes or changes
+	// what a cached bearer token stands for (RevokeGrant, DeleteToken,
+	// DeleteClient, UpdateGrant, RotateRefreshToken with an update) waits,
+	// after it committed, for every other live replica to confirm that it
+	// has handed the change to its watchers (see "Changes across
+	// replicas" in the package doc). A replica that does not confirm in
+	// time is named in a warning and not waited for again until it
+	// answers; the operation still succeeds, since its change is
+	// committed. Default 2 seconds; a negative value turns the wait off,
+	// leaving other replicas to learn of changes asynchronously.
+	AckTimeout time.Duration
 
 	// afterSweep, when set (by tests), is called after every periodic
 	// sweep with whether this store held the sweep lock and the result.
@@ -80,6 +92,9 @@ func (o *Options) setDefaults() {
 	if o.HeartbeatInterval <= 0 {
 		o.HeartbeatInterval = DefaultHeartbeatInterval
 	}
+	if o.AckTimeout == 0 {
+		o.AckTimeout = DefaultAckTimeout
+	}
 }
 
 // Store is a store.Store and store.Watcher on PostgreSQL. Create it with
@@ -89,7 +104,7 @@ type Store struct {
 	connCfg  *pgx.ConnConfig // for the listening connection
 	log      *slog.Logger
 	opts     Options
-	instance string // tags this store's notifications, see watch.go
+	instance string // tags this store's notifications and names its listener, see watch.go
 
 	// mu guards closed: every operation holds it for reading while it
 	// runs, Close takes it for writing.
@@ -99,9 +114,11 @@ type Store struct {
 	closeOnce sync.Once
 
 	stopBG context.CancelFunc
+	quit   <-chan struct{} // closed by Close, before it waits for bg
 	bg     sync.WaitGroup
 
-	watch watchers
+	watch    watchers
+	barriers barriers
 }
 
 // Open connects to the database at url (a postgres:// URL or a key=value
@@ -131,6 +148,7 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	// READ COMMITTED, whatever the server's default.
 	cfg.ConnConfig.RuntimeParams["default_transaction_isolation"] = "read committed"
 	listenCfg := cfg.ConnConfig.Copy()
+	// Renamed listenerAppPrefix+instance once it listens (see listen).
 	listenCfg.RuntimeParams["application_name"] = cfg.ConnConfig.RuntimeParams["application_name"] + " listener"
 
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
@@ -150,6 +168,8 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	}
 	bgCtx, cancel := context.WithCancel(context.Background())
 	s.stopBG = cancel
+	s.quit = bgCtx.Done()
+	s.barriers.init(s.log, s.instance)
 	l, err := s.listen(ctx)
 	if err != nil {
 		cancel()
@@ -174,7 +194,7 @@ func newInstanceID() string {
 // call's result.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
-		s.stopBG()
+		s.stopBG() // also closes quit, which ends every settle
 		s.bg.Wait()
 		s.mu.Lock() // waits for running operations
 		s.closed = true
@@ -240,8 +260,9 @@ func (s *Store) do(ctx context.Context, op string, fn func(ctx context.Context) 
 // tx runs fn in a transaction and commits it. The changes fn returns are
 // sent to the other replicas with pg_notify inside the transaction and
 // announced to this store's watchers after the commit was attempted (an
-// announcement too many only drops a cache entry). A deadlock or
-// serialization failure reruns the whole transaction, fn included.
+// announcement too many only drops a cache entry); once committed, tx
+// waits for the other replicas to have handled them (settle). A deadlock
+// or serialization failure reruns the whole transaction, fn included.
 func (s *Store) tx(ctx context.Context, op string, fn func(ctx context.Context, tx pgx.Tx) ([]store.Change, error)) error {
 	ctx, done, err := s.begin(ctx, op)
 	if err != nil {
@@ -250,8 +271,11 @@ func (s *Store) tx(ctx context.Context, op string, fn func(ctx context.Context, 
 	defer done()
 	backoff := time.Millisecond
 	for attempt := 1; ; attempt++ {
-		err := s.runTx(ctx, fn)
+		announced, err := s.runTx(ctx, fn)
 		if err == nil {
+			if announced {
+				s.settle(ctx, op)
+			}
 			return nil
 		}
 		if !retryable(err) || attempt == maxAttempts {
@@ -268,10 +292,12 @@ func (s *Store) tx(ctx context.Context, op string, fn func(ctx context.Context, 
 	}
 }
 
-func (s *Store) runTx(ctx context.Context, fn func(ctx context.Context, tx pgx.Tx) ([]store.Change, error)) (err error) {
+// runTx runs fn in a transaction, notifies the changes it returns and
+// commits; announced reports whether there were any.
+func (s *Store) runTx(ctx context.Context, fn func(ctx context.Context, tx pgx.Tx) ([]store.Change, error)) (announced bool, err error) {
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
-		return err
+		return false, err
 	}
 	defer func() {
 		if err != nil {
@@ -282,16 +308,16 @@ func (s *Store) runTx(ctx context.Context, fn func(ctx context.Context, tx pgx.T
 	}()
 	changes, err := fn(ctx, tx)
 	if err != nil {
-		return err
+		return false, err
 	}
 	if len(changes) > 0 {
 		if _, err := tx.Exec(ctx, sqlNotify, s.payloads(changes)); err != nil {
-			return fmt.Errorf("notify: %w", err)
+			return false, fmt.Errorf("notify: %w", err)
 		}
 	}
 	err = tx.Commit(ctx)
 	s.watch.announce(changes)
-	return err
+	return len(changes) > 0, err
 }
 
 // oneLine is err with its message on one line: pgx reports a failed

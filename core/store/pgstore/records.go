@@ -442,14 +442,15 @@ func (s *Store) RevokeGrant(ctx context.Context, id string) error {
 	}
 	ch := store.Change{Kind: store.ChangeGrantRevoked, ID: id}
 	return s.do(ctx, "revoke grant", func(ctx context.Context) error {
-		return s.deleteAnnounced(ctx, `WITH d AS (DELETE FROM grants WHERE id = $1 AND `+live("", 2)+` RETURNING id)
+		return s.deleteAnnounced(ctx, "revoke grant", `WITH d AS (DELETE FROM grants WHERE id = $1 AND `+live("", 2)+` RETURNING id)
 SELECT pg_notify('`+channel+`', $3) FROM d`, ch, id, now(), s.payload(ch))
 	})
 }
 
 // deleteAnnounced runs a DELETE that notifies ch for the row it removed,
-// and announces ch here when it did. No row is ErrNotFound.
-func (s *Store) deleteAnnounced(ctx context.Context, sql string, ch store.Change, args ...any) error {
+// and announces ch here and waits for the other replicas to have handled
+// it (settle) when it did. No row is ErrNotFound.
+func (s *Store) deleteAnnounced(ctx context.Context, op, sql string, ch store.Change, args ...any) error {
 	rows, err := s.pool.Query(ctx, sql, args...)
 	if err != nil {
 		return err
@@ -466,6 +467,7 @@ func (s *Store) deleteAnnounced(ctx context.Context, sql string, ch store.Change
 		return store.ErrNotFound
 	}
 	s.watch.announce([]store.Change{ch})
+	s.settle(ctx, op)
 	return nil
 }
 
@@ -560,7 +562,7 @@ func (s *Store) DeleteToken(ctx context.Context, hash string) error {
 	}
 	ch := store.Change{Kind: store.ChangeTokenDeleted, ID: hash}
 	return s.do(ctx, "delete token", func(ctx context.Context) error {
-		return s.deleteAnnounced(ctx, `WITH d AS (DELETE FROM tokens t USING grants g
+		return s.deleteAnnounced(ctx, "delete token", `WITH d AS (DELETE FROM tokens t USING grants g
 WHERE t.hash = $1 AND g.id = t.grant_id AND `+live("t.", 2)+` AND `+live("g.", 2)+` RETURNING t.hash)
 SELECT pg_notify('`+channel+`', $3) FROM d`, ch, hash, now(), s.payload(ch))
 	})

@@ -241,7 +241,7 @@ func terminateListener(t *testing.T, admin, dbURL string) {
 	defer conn.Close(context.Background())
 	var n int
 	if err := conn.QueryRow(t.Context(), `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
-WHERE datname = $1 AND application_name = 'toolgate listener'`, strings.TrimPrefix(u.Path, "/")).Scan(&n); err != nil {
+WHERE datname = $1 AND application_name LIKE '`+listenerAppPrefix+`%'`, strings.TrimPrefix(u.Path, "/")).Scan(&n); err != nil {
 		t.Fatal(err)
 	}
 	if n == 0 {
@@ -283,11 +283,11 @@ func TestWatchStartsSuspended(t *testing.T) {
 	ws.suspend()
 	w := &watcher{wake: make(chan struct{}, 1), done: make(chan struct{})}
 	ws.add(w)
-	if q := w.take(); len(q) != 1 || q[0].Kind != store.ChangeSuspended {
+	if q, _ := w.take(); len(q) != 1 || q[0].Kind != store.ChangeSuspended {
 		t.Fatalf("queue of a watcher added while suspended = %v, want [ChangeSuspended]", q)
 	}
 	ws.resume()
-	if q := w.take(); len(q) != 1 || q[0].Kind != store.ChangeUnknown {
+	if q, _ := w.take(); len(q) != 1 || q[0].Kind != store.ChangeUnknown {
 		t.Fatalf("queue after resume = %v, want [ChangeUnknown]", q)
 	}
 }
@@ -308,14 +308,14 @@ func TestWatchBacklogCollapses(t *testing.T) {
 		if suspended {
 			want = store.ChangeSuspended
 		}
-		if q := w.take(); len(q) != 1 || q[0].Kind != want {
+		if q, _ := w.take(); len(q) != 1 || q[0].Kind != want {
 			t.Errorf("suspended=%v: backlog collapsed to %d changes (first %v), want [%s]", suspended, len(q), q[0], want)
 		}
 		// After a collapse, a resumption is still queued behind it.
 		w.push([]store.Change{{Kind: store.ChangeSuspended}}, true)
 		w.push([]store.Change{ch}, true)
 		w.push([]store.Change{{Kind: store.ChangeUnknown}}, false)
-		if q := w.take(); len(q) != 2 || q[1].Kind != store.ChangeUnknown {
+		if q, _ := w.take(); len(q) != 2 || q[1].Kind != store.ChangeUnknown {
 			t.Errorf("suspended=%v: queue %v, want [ChangeSuspended ChangeUnknown]", suspended, q)
 		}
 	}

@@ -69,7 +69,10 @@ func (s *Store) parsePayload(p string) (store.Change, bool) {
 
 // Watch calls fn, on a goroutine of the store, for every change committed
 // after Watch returned, by this store or by any other sharing the
-// database, until ctx is done or the store is closed. Changes announced:
+// database, until ctx is done or the store is closed. fn must not block,
+// nor call the store's operations that make changes: the store's own
+// operations and other replicas' wait for fn to return (see "Changes
+// across replicas" in the package doc). Changes announced:
 // ChangeGrantUpdated (UpdateGrant, RotateRefreshToken with an update),
 // ChangeGrantRevoked (RevokeGrant, every grant DeleteClient removes, and
 // grants GarbageCollect removes), ChangeTokenDeleted (DeleteToken) and
@@ -85,9 +88,10 @@ func (s *Store) Watch(ctx context.Context, fn func(store.Change)) {
 	if s.closed {
 		return
 	}
-	w := &watcher{fn: fn, wake: make(chan struct{}, 1), done: make(chan struct{})}
+	w := &watcher{fn: fn, wake: make(chan struct{}, 1), done: make(chan struct{}), exited: make(chan struct{})}
 	s.watch.add(w)
 	go func() {
+		defer close(w.exited)
 		defer s.watch.remove(w)
 		for {
 			select {
@@ -97,25 +101,39 @@ func (s *Store) Watch(ctx context.Context, fn func(store.Change)) {
 				return
 			case <-w.wake:
 			}
-			for _, c := range w.take() {
+			q, seq := w.take()
+			for _, c := range q {
 				if ctx.Err() != nil {
 					return
 				}
 				w.fn(c)
 			}
+			w.handledUpTo(seq)
 		}
 	}()
 }
 
-// listen opens the listening connection.
+// listen opens the listening connection: it listens for changes, for
+// other replicas' ack requests and for the acks of this store's own, and
+// only then takes its name listenerAppPrefix+instance, by which other
+// replicas find it in pg_stat_activity: a session seen under that name
+// receives every notification committed afterwards.
 func (s *Store) listen(ctx context.Context) (*pgx.Conn, error) {
 	conn, err := pgx.ConnectConfig(ctx, s.connCfg)
 	if err != nil {
 		return nil, err
 	}
-	if _, err := conn.Exec(ctx, "LISTEN "+channel); err != nil {
-		_ = conn.Close(context.WithoutCancel(ctx))
-		return nil, err
+	// Separate statements: several in one Exec would run as one
+	// transaction, whose LISTENs take effect only at its end, after the
+	// new name is visible.
+	for _, sql := range []string{
+		"LISTEN " + channel + "; LISTEN " + ackRequestChannel + "; LISTEN " + pgx.Identifier{ackChannel(s.instance)}.Sanitize(),
+		"SET application_name = '" + listenerAppPrefix + s.instance + "'",
+	} {
+		if _, err := conn.Exec(ctx, sql); err != nil {
+			_ = conn.Close(context.WithoutCancel(ctx))
+			return nil, err
+		}
 	}
 	return conn, nil
 }
@@ -135,10 +153,12 @@ func (s *Store) listenLoop(ctx context.Context, conn *pgx.Conn) {
 		}
 		s.log.Warn("store: lost the connection that listens for other replicas' changes; token caches are bypassed until it is back", "err", err)
 		s.watch.suspend()
+		s.barriers.setListening(false)
 		if conn = s.reconnect(ctx); conn == nil {
 			return
 		}
 		s.log.Info("store: listening for other replicas' changes again")
+		s.barriers.setListening(true)
 		s.watch.resume()
 	}
 }
@@ -181,8 +201,15 @@ func (s *Store) receive(ctx context.Context, conn *pgx.Conn) error {
 		cancel()
 		switch {
 		case err == nil:
-			if c, ok := s.parsePayload(n.Payload); ok {
-				s.watch.announce([]store.Change{c})
+			switch n.Channel {
+			case channel:
+				if c, ok := s.parsePayload(n.Payload); ok {
+					s.watch.announce([]store.Change{c})
+				}
+			case ackRequestChannel:
+				s.answerAckRequest(ctx, n.Payload)
+			default: // this store's ack channel
+				s.barriers.ack(n.Payload)
 			}
 			continue
 		case ctx.Err() != nil:
@@ -213,13 +240,19 @@ type watchers struct {
 }
 
 type watcher struct {
-	fn   func(store.Change)
-	wake chan struct{} // a push happened
-	done chan struct{} // closed by closeAll
-	mu   sync.Mutex
+	fn     func(store.Change)
+	wake   chan struct{} // a push happened
+	done   chan struct{} // closed by closeAll
+	exited chan struct{} // closed when the Watch goroutine has returned
+	mu     sync.Mutex
 	// queue holds changes not yet handed to fn.
 	queue  []store.Change
 	closed bool
+	// pushed counts pushes; handled is the count of those whose changes
+	// fn has returned from (a collapsed backlog counts as all of them).
+	pushed, handled uint64
+	// progress, made by a waiter, is closed when handled grows.
+	progress chan struct{}
 }
 
 func (ws *watchers) add(w *watcher) {
@@ -313,6 +346,7 @@ func (w *watcher) push(changes []store.Change, suspended bool) {
 	default:
 		w.queue = append(w.queue, changes...)
 	}
+	w.pushed++
 	w.mu.Unlock()
 	select {
 	case w.wake <- struct{}{}:
@@ -320,10 +354,83 @@ func (w *watcher) push(changes []store.Change, suspended bool) {
 	}
 }
 
-func (w *watcher) take() []store.Change {
+// take empties the queue; seq is the count of pushes it holds, for
+// handledUpTo once fn has returned from every change of it.
+func (w *watcher) take() (q []store.Change, seq uint64) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	q := w.queue
+	q = w.queue
 	w.queue = nil
-	return q
+	return q, w.pushed
+}
+
+// handledUpTo records that fn has returned from the changes of the first
+// seq pushes.
+func (w *watcher) handledUpTo(seq uint64) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if seq <= w.handled {
+		return
+	}
+	w.handled = seq
+	if w.progress != nil {
+		close(w.progress)
+		w.progress = nil
+	}
+}
+
+// mark is how many pushes one watcher had received at some point.
+type mark struct {
+	w   *watcher
+	seq uint64
+}
+
+// marks records, for every watcher, the pushes it has received so far.
+func (ws *watchers) marks() []mark {
+	ws.mu.Lock()
+	defer ws.mu.Unlock()
+	out := make([]mark, len(ws.list))
+	for i, w := range ws.list {
+		w.mu.Lock()
+		out[i] = mark{w, w.pushed}
+		w.mu.Unlock()
+	}
+	return out
+}
+
+// flush waits until every watcher of marks has returned from the changes
+// pushed before its mark, or has stopped, or ctx is done; it reports
+// whether all of them got there.
+func flush(ctx context.Context, marks []mark) bool {
+	for _, m := range marks {
+		if !m.w.waitHandled(ctx, m.seq) {
+			return false
+		}
+	}
+	return true
+}
+
+// waitHandled waits until fn has returned from the changes of the first
+// seq pushes, or the watcher has stopped (its goroutine returned: it
+// calls fn no more), or ctx is done (false).
+func (w *watcher) waitHandled(ctx context.Context, seq uint64) bool {
+	for {
+		w.mu.Lock()
+		if w.handled >= seq {
+			w.mu.Unlock()
+			return true
+		}
+		if w.progress == nil {
+			w.progress = make(chan struct{})
+		}
+		progress := w.progress
+		w.mu.Unlock()
+		select {
+		case <-progress:
+		case <-w.exited:
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
 }
