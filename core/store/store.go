@@ -86,7 +86,9 @@ type Store interface {
 // within its own process; a shared backend announces to every replica.
 type Watcher interface {
 	// Watch calls fn for every change committed after Watch returned, until
-	// ctx is done. fn runs on the store's goroutine and must not block.
+	// ctx is done. fn runs on the store's goroutine and must not block, nor
+	// make changes through the store: a shared backend's operations may wait
+	// for every replica's fn to have returned from their changes.
 	// When the backend may have missed changes, it calls fn with a Change
 	// of kind ChangeUnknown: drop every cached entry. A backend that learns
 	// of changes over a connection that can drop (a shared one) calls fn
