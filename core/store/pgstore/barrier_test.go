@@ -95,7 +95,9 @@ func within(t *testing.T, d time.Duration, what string, fn func() error) {
 // When an operation that revokes or changes what a token stands for
 // returns, every replica's watchers have already run for it: no polling.
 func TestSettleAcrossReplicas(t *testing.T) {
-	stores := openN(t, pgtest.URL(t), 3, testOptions(t))
+	opts := testOptions(t)
+	opts.AckTimeout = 30 * time.Second // only a broken wait takes that long, even on a loaded machine
+	stores := openN(t, pgtest.URL(t), 3, opts)
 	a := stores[0]
 	ctx := t.Context()
 	seens := []*seen{record(t, stores[0]), record(t, stores[1]), record(t, stores[2])}
@@ -241,7 +243,7 @@ func TestSettleTimesOut(t *testing.T) {
 	l := &logs{}
 	opts := testOptions(t)
 	opts.Logger = slog.New(l)
-	opts.AckTimeout = 200 * time.Millisecond
+	opts.AckTimeout = 500 * time.Millisecond // also bounds the request's query
 	a := openN(t, dbURL, 1, opts)[0]
 	g := seed(t, a)
 	hung := newFakeListener(t, dbURL, "00000000deadbeef")
