@@ -89,8 +89,7 @@ func (s *Store) settle(ctx context.Context, op string) {
 	if b != nil {
 		defer s.barriers.close(id)
 		var listeners []string
-		var notified *string
-		if err := s.pool.QueryRow(ctx, sqlAckRequest, id+" "+s.instance, s.instance).Scan(&listeners, &notified); err != nil {
+		if err := s.pool.QueryRow(ctx, sqlAckRequest, id+" "+s.instance, s.instance).Scan(&listeners, nil); err != nil {
 			if ctx.Err() == nil {
 				s.log.Warn("store: ask the other replicas to confirm a change", "op", op, "err", oneLine{err})
 			}
