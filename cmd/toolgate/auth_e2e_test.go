@@ -97,12 +97,25 @@ func signIn(t *testing.T, public, user string) (access, refresh string) {
 // at path (/mcp or /sse): the token is issued for that resource.
 func signInAt(t *testing.T, public, path, user string) (access, refresh string) {
 	t.Helper()
+	access, refresh, _ = signInFlow(t, public, path, user, nil)
+	return access, refresh
+}
+
+// signInFlow is the whole sign-in behind signIn and signInAt. It also
+// returns the registered client's ID, and runs beforeCallback (when not
+// nil) just before the browser comes back to public's /callback from
+// AuthKit, so a test can act mid-flow (kill a replica, say).
+func signInFlow(t *testing.T, public, path, user string, beforeCallback func()) (access, refresh, clientID string) {
+	t.Helper()
 	const redirect = "http://127.0.0.1:5555/callback"
 	jar, _ := cookiejar.New(nil)
 	browser := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	walk := func(target string) (*url.URL, error) {
 		req, _ := http.NewRequest("GET", target, nil)
 		for range 20 {
+			if beforeCallback != nil && req.URL.Path == "/callback" && strings.HasPrefix(req.URL.String(), public) {
+				beforeCallback()
+			}
 			resp, err := browser.Do(req)
 			if err != nil {
 				return nil, err
@@ -149,6 +162,9 @@ func signInAt(t *testing.T, public, path, user string) (access, refresh string) 
 			ClientName:              "e2e client",
 		}},
 		AuthorizationCodeFetcher: func(_ context.Context, args *sdkauth.AuthorizationArgs) (*sdkauth.AuthorizationResult, error) {
+			if u, err := url.Parse(args.URL); err == nil {
+				clientID = u.Query().Get("client_id")
+			}
 			loc, err := walk(args.URL)
 			if err != nil {
 				return nil, err
@@ -167,10 +183,10 @@ func signInAt(t *testing.T, public, path, user string) (access, refresh string) 
 	}
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(resp.Header.Get("WWW-Authenticate"), `resource_metadata="`+public+`/.well-known/oauth-protected-resource`+path+`"`) {
-		t.Fatalf("/mcp without a token = %d %q, want 401 naming the resource metadata", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
+		t.Fatalf("%s without a token = %d %q, want 401 naming the resource metadata", path, resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
 	}
 	if err := h.Authorize(t.Context(), req, resp); err != nil {
-		t.Fatalf("Authorize: %v", err)
+		t.Fatalf("sign-in of %s: %v", user, err)
 	}
 	src, err := h.TokenSource(t.Context())
 	if err != nil || src == nil {
@@ -180,10 +196,10 @@ func signInAt(t *testing.T, public, path, user string) (access, refresh string) 
 	if err != nil {
 		t.Fatalf("Token: %v", err)
 	}
-	if tok.RefreshToken == "" {
-		t.Fatal("no refresh token")
+	if tok.RefreshToken == "" || clientID == "" {
+		t.Fatalf("sign-in of %s: refresh token %t, client %q", user, tok.RefreshToken != "", clientID)
 	}
-	return tok.AccessToken, tok.RefreshToken
+	return tok.AccessToken, tok.RefreshToken, clientID
 }
 
 // refresh redeems a refresh token of a public client at /token and

@@ -3,19 +3,16 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"crypto/rand"
 	"crypto/rsa"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"html"
 	"io"
 	"log"
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
@@ -29,9 +26,7 @@ import (
 	"testing"
 	"time"
 
-	sdkauth "github.com/modelcontextprotocol/go-sdk/auth"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
-	"github.com/modelcontextprotocol/go-sdk/oauthex"
 
 	"github.com/toolgate/toolgate/core/auth/admin"
 	"github.com/toolgate/toolgate/core/auth/devauthkit"
@@ -214,94 +209,7 @@ func devWorkOS(t *testing.T, public string) *devauthkit.Server {
 // the registered client's ID returned.
 func signInThrough(t *testing.T, public, user string, beforeCallback func()) (access, refreshTok, clientID string) {
 	t.Helper()
-	const redirect = "http://127.0.0.1:5555/callback"
-	jar, _ := cookiejar.New(nil)
-	browser := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	walk := func(target string) (*url.URL, error) {
-		req, _ := http.NewRequest("GET", target, nil)
-		for range 20 {
-			if req.URL.Path == "/callback" && strings.HasPrefix(req.URL.String(), public) && beforeCallback != nil {
-				beforeCallback()
-			}
-			resp, err := browser.Do(req)
-			if err != nil {
-				return nil, err
-			}
-			body, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			switch {
-			case resp.StatusCode >= 300 && resp.StatusCode < 400:
-				loc, err := resp.Request.URL.Parse(resp.Header.Get("Location"))
-				if err != nil {
-					return nil, err
-				}
-				if strings.HasPrefix(loc.String(), redirect) {
-					return loc, nil
-				}
-				req, _ = http.NewRequest("GET", loc.String(), nil)
-			case resp.StatusCode == http.StatusOK && strings.Contains(resp.Header.Get("Content-Type"), "text/html"):
-				form := url.Values{}
-				for _, m := range hiddenInput.FindAllStringSubmatch(string(body), -1) {
-					form.Set(m[1], html.UnescapeString(m[2]))
-				}
-				switch {
-				case form.Has("login_id"):
-					form.Set("email", user)
-				case form.Has("request"):
-					form.Set("action", "approve")
-				default:
-					return nil, fmt.Errorf("unexpected page %s: %s", resp.Request.URL, body)
-				}
-				u, _ := resp.Request.URL.Parse("authorize")
-				req, _ = http.NewRequest("POST", u.String(), strings.NewReader(form.Encode()))
-				req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-			default:
-				return nil, fmt.Errorf("%s answered %d: %s", resp.Request.URL, resp.StatusCode, body)
-			}
-		}
-		return nil, fmt.Errorf("too many steps")
-	}
-	var registered string
-	h, err := sdkauth.NewAuthorizationCodeHandler(&sdkauth.AuthorizationCodeHandlerConfig{
-		DynamicClientRegistrationConfig: &sdkauth.DynamicClientRegistrationConfig{Metadata: &oauthex.ClientRegistrationMetadata{
-			RedirectURIs: []string{redirect}, TokenEndpointAuthMethod: "none",
-			GrantTypes: []string{"authorization_code", "refresh_token"}, ClientName: "replica e2e client",
-		}},
-		AuthorizationCodeFetcher: func(_ context.Context, args *sdkauth.AuthorizationArgs) (*sdkauth.AuthorizationResult, error) {
-			u, _ := url.Parse(args.URL)
-			registered = u.Query().Get("client_id")
-			loc, err := walk(args.URL)
-			if err != nil {
-				return nil, err
-			}
-			q := loc.Query()
-			return &sdkauth.AuthorizationResult{Code: q.Get("code"), State: q.Get("state"), Iss: q.Get("iss")}, nil
-		},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	req, _ := http.NewRequest("POST", public+"/mcp", strings.NewReader(`{}`))
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusUnauthorized {
-		t.Fatalf("/mcp without a token = %d, want 401", resp.StatusCode)
-	}
-	if err := h.Authorize(t.Context(), req, resp); err != nil {
-		t.Fatalf("sign-in of %s: %v", user, err)
-	}
-	src, err := h.TokenSource(t.Context())
-	if err != nil || src == nil {
-		t.Fatalf("TokenSource: %v", err)
-	}
-	tok, err := src.Token()
-	if err != nil || tok.RefreshToken == "" || registered == "" {
-		t.Fatalf("token of %s: %v (refresh token %t, client %q)", user, err, tok != nil && tok.RefreshToken != "", registered)
-	}
-	return tok.AccessToken, tok.RefreshToken, registered
+	return signInFlow(t, public, "/mcp", user, beforeCallback)
 }
 
 // refusedAtOnce checks that status() answers 401 on the very first try:
