@@ -2,14 +2,19 @@ package server
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"crypto/rsa"
+	"log/slog"
+	"net"
 	"net/http"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/toolgate/toolgate/core/config"
 )
 
 func newTestCounter() prometheus.Counter {
@@ -71,4 +76,33 @@ func testAuthOptions(t testing.TB) authOptions {
 		t.Fatal(devKeyErr)
 	}
 	return authOptions{devKey: devKey}
+}
+
+// startBadgerServer serves cfg with a real Badger store on a loopback
+// port until the test ends; wrap, when not nil, wraps the server's whole
+// handler (the development AuthKit's traffic included).
+func startBadgerServer(t *testing.T, cfg config.Config, logger *slog.Logger, wrap func(http.Handler) http.Handler) *Server {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := newServer(t.Context(), ForListener(cfg, ln.Addr()), logger, openBadger, testAuthOptions(t))
+	if err != nil {
+		ln.Close()
+		t.Fatal(err)
+	}
+	if wrap != nil {
+		s.handler = wrap(s.handler)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ctx, ln) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+	return s
 }

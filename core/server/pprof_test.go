@@ -1,9 +1,6 @@
 package server
 
 import (
-	"context"
-	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -11,8 +8,6 @@ import (
 	"testing"
 
 	"github.com/toolgate/toolgate/core/auth/admin"
-	"github.com/toolgate/toolgate/core/config"
-	"github.com/toolgate/toolgate/core/store"
 )
 
 // server.pprof serves Go's profiles on the admin listener only, behind the
@@ -23,29 +18,7 @@ func TestPprof(t *testing.T) {
 			cfg := testConfig(t)
 			cfg.Server.AdminListen = "127.0.0.1:0"
 			cfg.Server.Pprof = on
-			st, err := openBadger(t.Context(), cfg.Store, slog.New(slog.DiscardHandler))
-			if err != nil {
-				t.Fatal(err)
-			}
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			s, err := newServer(t.Context(), ForListener(cfg, ln.Addr()), testLogger(t), func(context.Context, config.StoreConfig, *slog.Logger) (store.Store, error) {
-				return st, nil
-			}, testAuthOptions(t))
-			if err != nil {
-				t.Fatal(err)
-			}
-			ctx, cancel := context.WithCancel(context.Background())
-			done := make(chan error, 1)
-			go func() { done <- s.Serve(ctx, ln) }()
-			t.Cleanup(func() {
-				cancel()
-				if err := <-done; err != nil {
-					t.Errorf("Serve: %v", err)
-				}
-			})
+			s := startBadgerServer(t, cfg, testLogger(t), nil)
 			tok, err := os.ReadFile(filepath.Join(cfg.Store.Dir, admin.TokenFile))
 			if err != nil {
 				t.Fatal(err)
@@ -69,7 +42,7 @@ func TestPprof(t *testing.T) {
 			if resp, _ := do(t, "GET", adminURL+"cmdline", "", ""); on && resp.StatusCode != http.StatusUnauthorized {
 				t.Errorf("profiles without the admin token = %d, want 401", resp.StatusCode)
 			}
-			if resp, _ := do(t, "GET", "http://"+ln.Addr().String()+"/debug/pprof/cmdline", "", token); resp.StatusCode != http.StatusNotFound {
+			if resp, _ := do(t, "GET", s.cfg.Server.PublicURL+"/debug/pprof/cmdline", "", token); resp.StatusCode != http.StatusNotFound {
 				t.Errorf("profiles on the public listener = %d, want 404", resp.StatusCode)
 			}
 		})

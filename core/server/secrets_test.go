@@ -11,7 +11,6 @@ import (
 	"image"
 	"image/png"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/cookiejar"
@@ -135,35 +134,6 @@ func buildTestPlugins(t *testing.T) string {
 		}
 	}
 	return dir
-}
-
-// startBadgerServer serves cfg with a real Badger store on a loopback
-// port until the test ends; wrap, when not nil, wraps the server's whole
-// handler (the development AuthKit's traffic included).
-func startBadgerServer(t *testing.T, cfg config.Config, logger *slog.Logger, wrap func(http.Handler) http.Handler) *Server {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := newServer(t.Context(), ForListener(cfg, ln.Addr()), logger, openBadger, testAuthOptions(t))
-	if err != nil {
-		ln.Close()
-		t.Fatal(err)
-	}
-	if wrap != nil {
-		s.handler = wrap(s.handler)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	})
-	return s
 }
 
 var hiddenField = regexp.MustCompile(`<input type="hidden" name="([a-z_]+)" value="([^"]*)">`)
