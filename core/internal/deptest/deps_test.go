@@ -96,6 +96,17 @@ func violations(pkgs []pkg) []string {
 			}
 		}
 
+		// core/store/internal/... (code the backends share): the standard
+		// library, core/store and core/store/internal/... only, so it
+		// carries no backend's dependencies into another.
+		if within(p.ImportPath, module+"/core/store/internal") {
+			for _, d := range slices.Concat(p.Deps, direct) {
+				if !isStd(d) && d != module+"/core/store" && !within(d, module+"/core/store/internal") {
+					out = append(out, fmt.Sprintf("%s imports %s: core/store/internal may import only the standard library and core/store", p.ImportPath, d))
+				}
+			}
+		}
+
 		// Only cmd/toolgate imports core/server and cmd/...; a package may
 		// import itself from its external tests.
 		for _, d := range direct {
@@ -179,6 +190,7 @@ func TestRules(t *testing.T) {
 			{ImportPath: m("sdk"), Imports: []string{"encoding/json", m("sdk/abi")}, Deps: []string{"encoding/json", m("sdk/abi")}},
 			{ImportPath: m("plugins/add"), Imports: []string{m("sdk")}, Deps: []string{m("sdk"), "context"}},
 			{ImportPath: m("core/store"), Imports: []string{"time"}, Deps: []string{"time"}},
+			{ImportPath: m("core/store/internal/changefeed"), Imports: []string{"sync", m("core/store")}, Deps: []string{"sync", "time", m("core/store")}},
 			{ImportPath: m("cmd/toolgate"), Imports: []string{m("core/server"), m("cmd/toolgate/internal/scaffold")}},
 			{ImportPath: m("core/server"), XTestImports: []string{m("core/server")}},
 		}, 0},
@@ -186,6 +198,7 @@ func TestRules(t *testing.T) {
 		{"sdk depends on a third party transitively", []pkg{{ImportPath: m("sdk/sdktest"), Deps: []string{"github.com/tetratelabs/wazero"}}}, 1},
 		{"plugin test imports core", []pkg{{ImportPath: m("plugins/add"), TestImports: []string{m("core/plugin/plugintest")}}}, 1},
 		{"store contract imports badger", []pkg{{ImportPath: m("core/store"), Deps: []string{"github.com/dgraph-io/badger/v4"}}}, 1},
+		{"shared store code imports a backend", []pkg{{ImportPath: m("core/store/internal/changefeed"), Deps: []string{m("core/store/pgstore"), "github.com/jackc/pgx/v5"}}}, 2},
 		{"core imports server", []pkg{{ImportPath: m("core/gate"), Imports: []string{m("core/server")}}}, 1},
 		{"core test imports cmd", []pkg{{ImportPath: m("core/plugin"), TestImports: []string{m("cmd/toolgate/internal/scaffold")}}}, 1},
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/dgraph-io/badger/v4/options"
 
 	"github.com/toolgate/toolgate/core/store"
+	"github.com/toolgate/toolgate/core/store/internal/changefeed"
 )
 
 var (
@@ -144,7 +145,7 @@ type Store struct {
 	closeOnce sync.Once
 	closeErr  error
 
-	watch watchers
+	watch changefeed.Feed
 }
 
 // Open opens (creating if needed) the store in opts.Dir. It fails with an
@@ -242,7 +243,7 @@ func (s *Store) close() error {
 	s.mu.Lock() // waits for running operations
 	s.closed = true
 	s.mu.Unlock()
-	s.watch.closeAll()
+	s.watch.Close()
 	var errs []error
 	if err := s.seq.Release(); err != nil {
 		errs = append(errs, fmt.Errorf("release audit sequence: %w", err))
@@ -315,7 +316,7 @@ func (s *Store) update(ctx context.Context, op string, fn func(txn *badger.Txn) 
 			return err
 		})
 		if err == nil {
-			s.watch.announce(changes)
+			s.watch.Announce(changes)
 			return nil
 		}
 		if !errors.Is(err, badger.ErrConflict) {

@@ -123,7 +123,7 @@ func (s *Store) gcRecords(ctx context.Context, now time.Time) (int, error) {
 				return removed, err
 			}
 			keys = keys[len(batch):]
-			s.watch.announce(changes)
+			s.watch.Announce(changes)
 			removed += len(batch)
 		}
 	}

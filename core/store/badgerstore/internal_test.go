@@ -2,10 +2,8 @@ package badgerstore
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"reflect"
-	"strconv"
 	"testing"
 	"time"
 
@@ -142,64 +140,6 @@ func TestTimeKeyOrder(t *testing.T) {
 		if timeKey(times[i-1]) >= timeKey(times[i]) {
 			t.Errorf("timeKey(%v) does not sort before timeKey(%v)", times[i-1], times[i])
 		}
-	}
-}
-
-func TestWatcherOverflow(t *testing.T) {
-	w := &watcher{wake: make(chan struct{}, 1)}
-	batch := make([]store.Change, 1000)
-	for i := range batch {
-		batch[i] = store.Change{Kind: store.ChangeTokenDeleted, ID: strconv.Itoa(i)}
-	}
-	for range maxQueued / len(batch) {
-		w.push(batch)
-	}
-	if got := w.take(); len(got) != maxQueued/len(batch)*len(batch) || got[0].Kind != store.ChangeTokenDeleted {
-		t.Fatalf("queue of %d changes, want them all", len(got))
-	}
-	for range maxQueued/len(batch) + 1 {
-		w.push(batch)
-	}
-	w.push(batch) // after collapsing, more changes add nothing
-	if got := w.take(); !reflect.DeepEqual(got, []store.Change{{Kind: store.ChangeUnknown}}) {
-		t.Fatalf("an overflowing queue holds %d changes, want one ChangeUnknown", len(got))
-	}
-}
-
-func TestWatchEnds(t *testing.T) {
-	s, err := Open(t.Context(), Options{Dir: t.TempDir(), Logger: testLogger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(t.Context())
-	s.Watch(ctx, func(store.Change) {})
-	s.Watch(t.Context(), func(store.Change) {})
-	s.watch.mu.Lock()
-	byCtx, byClose := s.watch.list[0], s.watch.list[1]
-	s.watch.mu.Unlock()
-
-	cancel()
-	waitClosed(t, "the watcher whose context ended", byCtx.exited)
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	waitClosed(t, "the watcher of a closed store", byClose.exited)
-	s.watch.mu.Lock()
-	defer s.watch.mu.Unlock()
-	if len(s.watch.list) != 0 {
-		t.Fatalf("%d watchers still registered", len(s.watch.list))
-	}
-	s.Watch(t.Context(), func(store.Change) { t.Error("called after Close") }) // a no-op
-}
-
-func waitClosed(t *testing.T, what string, c <-chan struct{}) {
-	t.Helper()
-	timeout := time.NewTimer(10 * time.Second)
-	defer timeout.Stop()
-	select {
-	case <-c:
-	case <-timeout.C:
-		t.Fatalf("%s did not end within 10s", what)
 	}
 }
 

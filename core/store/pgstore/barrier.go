@@ -84,7 +84,7 @@ func (s *Store) settle(ctx context.Context, op string) {
 		case <-ctx.Done():
 		}
 	}()
-	marks := s.watch.marks() // after the announcement of the change
+	mark := s.watch.Mark() // after the announcement of the change
 	b, id := s.barriers.open()
 	if b != nil {
 		defer s.barriers.close(id)
@@ -98,7 +98,7 @@ func (s *Store) settle(ctx context.Context, op string) {
 			s.barriers.expect(b, listeners)
 		}
 	}
-	if !flush(ctx, marks) {
+	if !mark.Wait(ctx) {
 		if errors.Is(context.Cause(ctx), context.DeadlineExceeded) {
 			s.log.Warn("store: this replica's change watchers did not return in time", "op", op, "ack_timeout", s.opts.AckTimeout)
 		}
@@ -141,13 +141,13 @@ func (s *Store) answerAckRequest(ctx context.Context, payload string) {
 	if id == "" || len(id) > 20 || !validInstance(waiter) {
 		return
 	}
-	marks := s.watch.marks()
+	mark := s.watch.Mark()
 	s.bg.Add(1)
 	go func() {
 		defer s.bg.Done()
 		ctx, cancel := context.WithTimeout(ctx, s.opts.QueryTimeout)
 		defer cancel()
-		if !flush(ctx, marks) {
+		if !mark.Wait(ctx) {
 			return // a confirmation now would be a lie
 		}
 		ack := id + " " + s.instance

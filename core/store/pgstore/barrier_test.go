@@ -317,45 +317,6 @@ func TestSettleIgnoresGoneReplica(t *testing.T) {
 	within(t, 20*time.Second, "RevokeGrant after a replica was killed", func() error { return a.RevokeGrant(t.Context(), g.ID) })
 }
 
-// flush waits for a watcher to return from its callbacks, not merely to
-// have them queued.
-func TestFlushWaitsForCallbacks(t *testing.T) {
-	var ws watchers
-	w := &watcher{wake: make(chan struct{}, 1), done: make(chan struct{}), exited: make(chan struct{})}
-	ws.add(w)
-	w.push([]store.Change{{Kind: store.ChangeGrantRevoked, ID: "g"}}, false)
-	marks := ws.marks()
-	expired, cancel := context.WithCancel(t.Context())
-	cancel()
-	if flush(expired, marks) {
-		t.Fatal("flush reported a queued but unhandled change as handled")
-	}
-	q, seq := w.take()
-	if len(q) != 1 {
-		t.Fatalf("queue %v", q)
-	}
-	if flush(expired, marks) {
-		t.Fatal("flush reported a change taken but not yet returned from as handled")
-	}
-	done := make(chan bool)
-	go func() { done <- flush(t.Context(), marks) }()
-	w.handledUpTo(seq)
-	if !<-done {
-		t.Fatal("flush did not see the change handled")
-	}
-	// Later pushes do not hold up a mark taken before them.
-	w.push([]store.Change{{Kind: store.ChangeGrantRevoked, ID: "h"}}, false)
-	if !flush(expired, marks) {
-		t.Fatal("flush waited for a change pushed after its mark")
-	}
-	// A watcher that stopped counts as flushed.
-	later := ws.marks()
-	close(w.exited)
-	if !flush(t.Context(), later) {
-		t.Fatal("flush waited for a stopped watcher")
-	}
-}
-
 // The bookkeeping of one wait: early answers, the store's own session,
 // hidden sessions, lagging replicas.
 func TestBarrierBookkeeping(t *testing.T) {

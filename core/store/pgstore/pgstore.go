@@ -17,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/toolgate/toolgate/core/store"
+	"github.com/toolgate/toolgate/core/store/internal/changefeed"
 )
 
 // Defaults for the zero values of Options.
@@ -117,7 +118,7 @@ type Store struct {
 	quit   <-chan struct{} // closed by Close, before it waits for bg
 	bg     sync.WaitGroup
 
-	watch    watchers
+	watch    changefeed.Feed
 	barriers barriers
 }
 
@@ -199,7 +200,7 @@ func (s *Store) Close() error {
 		s.mu.Lock() // waits for running operations
 		s.closed = true
 		s.mu.Unlock()
-		s.watch.closeAll()
+		s.watch.Close()
 		s.pool.Close()
 		s.log.Info("store closed", "backend", "postgres")
 	})
@@ -316,7 +317,7 @@ func (s *Store) runTx(ctx context.Context, fn func(ctx context.Context, tx pgx.T
 		}
 	}
 	err = tx.Commit(ctx)
-	s.watch.announce(changes)
+	s.watch.Announce(changes)
 	return len(changes) > 0, err
 }
 

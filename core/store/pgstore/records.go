@@ -466,7 +466,7 @@ func (s *Store) deleteAnnounced(ctx context.Context, op, sql string, ch store.Ch
 	if n == 0 {
 		return store.ErrNotFound
 	}
-	s.watch.announce([]store.Change{ch})
+	s.watch.Announce([]store.Change{ch})
 	s.settle(ctx, op)
 	return nil
 }

@@ -277,50 +277,6 @@ func TestWatchSuspendedWhileListenerDown(t *testing.T) {
 	}
 }
 
-// A Watch that starts while the store is suspended learns it at once.
-func TestWatchStartsSuspended(t *testing.T) {
-	var ws watchers
-	ws.suspend()
-	w := &watcher{wake: make(chan struct{}, 1), done: make(chan struct{})}
-	ws.add(w)
-	if q, _ := w.take(); len(q) != 1 || q[0].Kind != store.ChangeSuspended {
-		t.Fatalf("queue of a watcher added while suspended = %v, want [ChangeSuspended]", q)
-	}
-	ws.resume()
-	if q, _ := w.take(); len(q) != 1 || q[0].Kind != store.ChangeUnknown {
-		t.Fatalf("queue after resume = %v, want [ChangeUnknown]", q)
-	}
-}
-
-// A backlog too long collapses into the change that leaves a cache in the
-// store's state: ChangeSuspended while suspended, else ChangeUnknown.
-func TestWatchBacklogCollapses(t *testing.T) {
-	for _, suspended := range []bool{false, true} {
-		w := &watcher{wake: make(chan struct{}, 1), done: make(chan struct{})}
-		ch := store.Change{Kind: store.ChangeGrantUpdated, ID: "g"}
-		if suspended {
-			w.push([]store.Change{{Kind: store.ChangeSuspended}}, true)
-		}
-		for range maxQueued + 1 {
-			w.push([]store.Change{ch}, suspended)
-		}
-		want := store.ChangeUnknown
-		if suspended {
-			want = store.ChangeSuspended
-		}
-		if q, _ := w.take(); len(q) != 1 || q[0].Kind != want {
-			t.Errorf("suspended=%v: backlog collapsed to %d changes (first %v), want [%s]", suspended, len(q), q[0], want)
-		}
-		// After a collapse, a resumption is still queued behind it.
-		w.push([]store.Change{{Kind: store.ChangeSuspended}}, true)
-		w.push([]store.Change{ch}, true)
-		w.push([]store.Change{{Kind: store.ChangeUnknown}}, false)
-		if q, _ := w.take(); len(q) != 2 || q[1].Kind != store.ChangeUnknown {
-			t.Errorf("suspended=%v: queue %v, want [ChangeSuspended ChangeUnknown]", suspended, q)
-		}
-	}
-}
-
 // A quiet listening connection is pinged, not dropped: after several
 // heartbeats nothing was suspended and changes still arrive.
 func TestWatchSurvivesHeartbeats(t *testing.T) {
