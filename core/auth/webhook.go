@@ -8,7 +8,10 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
+	"sync/atomic"
 	"time"
+
+	"golang.org/x/time/rate"
 
 	"github.com/toolgate/toolgate/core/auth/authkit"
 	"github.com/toolgate/toolgate/core/store"
@@ -74,6 +77,7 @@ func (s *Server) WebhookHandler(v WebhookVerifier) http.Handler {
 
 // webhookHandler verifies deliveries with v and passes their events to apply.
 func webhookHandler(v WebhookVerifier, log *slog.Logger, apply func(context.Context, authkit.WebhookEvent) error) http.Handler {
+	refusals := newLogSampler(refusedWebhookLogs, refusedWebhookBurst)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost {
 			w.Header().Set("Allow", http.MethodPost)
@@ -93,11 +97,11 @@ func webhookHandler(v WebhookVerifier, log *slog.Logger, apply func(context.Cont
 		ev, err := v.VerifyWebhook(r.Header.Get(authkit.WebhookSignatureHeader), body)
 		switch {
 		case errors.Is(err, authkit.ErrWebhookSignature):
-			log.WarnContext(r.Context(), "auth: webhook delivery refused", "err", err)
+			refusals.log(r.Context(), log, "auth: webhook delivery refused", "err", err, "client", r.RemoteAddr)
 			writeJSON(w, http.StatusUnauthorized, errorBody{Error: "invalid_signature"})
 			return
 		case err != nil:
-			log.WarnContext(r.Context(), "auth: webhook payload refused", "err", err)
+			refusals.log(r.Context(), log, "auth: webhook payload refused", "err", err, "client", r.RemoteAddr)
 			writeJSON(w, http.StatusBadRequest, errorBody{Error: "invalid_payload"})
 			return
 		}
@@ -229,4 +233,38 @@ func (s *Server) applyToGrant(ctx context.Context, id string, action grantAction
 	}
 	s.Invalidate(store.Change{Kind: store.ChangeGrantUpdated, ID: id})
 	return nil
+}
+
+// Refused deliveries are logged at Warn at most refusedWebhookLogs a minute
+// (bursts of refusedWebhookBurst); the rest go to Debug, and the next Warn
+// line says how many were held back. The endpoint has no rate limit of its
+// own (WorkOS delivers in bursts from a few addresses), so without this
+// anyone could fill the log with unsigned requests.
+const (
+	refusedWebhookLogs  = 6
+	refusedWebhookBurst = 5
+)
+
+// logSampler lets through a bounded rate of Warn lines and counts the rest.
+type logSampler struct {
+	lim        *rate.Limiter
+	suppressed atomic.Int64
+}
+
+func newLogSampler(perMinute, burst int) *logSampler {
+	return &logSampler{lim: rate.NewLimiter(rate.Limit(float64(perMinute)/60), burst)}
+}
+
+// log writes msg at Warn, with the number of lines held back since the
+// last one, when the rate allows, and at Debug otherwise.
+func (ls *logSampler) log(ctx context.Context, log *slog.Logger, msg string, args ...any) {
+	if !ls.lim.Allow() {
+		ls.suppressed.Add(1)
+		log.DebugContext(ctx, msg, args...)
+		return
+	}
+	if n := ls.suppressed.Swap(0); n > 0 {
+		args = append(args, "held_back", n)
+	}
+	log.WarnContext(ctx, msg, args...)
 }

@@ -265,3 +265,36 @@ func TestWebhookDeliveries(t *testing.T) {
 	e.expectStatus(alice, http.StatusUnauthorized, "alice after the redelivery")
 	mustAnswer(t, e.post(good, revoke), http.StatusOK, "replayed delivery")
 }
+
+// TestWebhookRefusalsLogSampled: a flood of unsigned deliveries is refused
+// every time, but only a burst of them is logged at Warn; the rest go to
+// Debug, so nobody can fill the operator's log through the endpoint.
+func TestWebhookRefusalsLogSampled(t *testing.T) {
+	e := newWebhookEnv(t)
+	const flood = 40
+	for i := range flood {
+		if rec := e.post("", []byte(`{"id":"event_f","event":"user.deleted","data":{"id":"u"}}`)); rec.Code != http.StatusUnauthorized {
+			t.Fatalf("delivery %d answered %d, want 401", i, rec.Code)
+		}
+	}
+	var warn, debug int
+	for line := range strings.SplitSeq(e.logs.String(), "\n") {
+		if !strings.Contains(line, "webhook delivery refused") {
+			continue
+		}
+		switch {
+		case strings.Contains(line, "level=WARN"):
+			warn++
+		case strings.Contains(line, "level=DEBUG"):
+			debug++
+		}
+	}
+	// The bucket holds refusedWebhookBurst lines and refills one every 10 s;
+	// a slow machine may see one more.
+	if warn < 1 || warn > refusedWebhookBurst+1 {
+		t.Errorf("%d refusals logged at Warn, want 1 to %d", warn, refusedWebhookBurst+1)
+	}
+	if warn+debug != flood {
+		t.Errorf("%d Warn + %d Debug lines, want %d refusals logged in all", warn, debug, flood)
+	}
+}
