@@ -301,7 +301,9 @@ func grantsHelp(w io.Writer) {
 List and revoke grants of a running toolgate. A grant is one user's
 sign-in to one MCP client; revoking it ends its access and refresh tokens
 at once (and its AuthKit session), so the client's next request gets 401
-and the user must sign in again.
+and the user must sign in again. A sign-in whose authorization code the
+client has not exchanged yet is listed too, expiring with the code
+(auth.code_ttl); the exchange extends it to auth.refresh_token_ttl.
 
 Commands:
 `)

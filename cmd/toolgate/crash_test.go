@@ -46,6 +46,11 @@ const (
 	// crashReadyBound is the generous bound on a restart's time to ready;
 	// the measured times are logged.
 	crashReadyBound = 15 * time.Second
+	// crashCodeTTL and crashRefreshTTL are the child's auth.code_ttl and
+	// auth.refresh_token_ttl: a grant lives crashCodeTTL until its code is
+	// exchanged, and crashRefreshTTL from the exchange or a refresh on.
+	crashCodeTTL    = 60 * time.Second
+	crashRefreshTTL = 720 * time.Hour
 	// crashSeedEnv overrides the random seed, to replay a logged run.
 	crashSeedEnv = "TOOLGATE_TEST_CRASH_SEED"
 )
@@ -73,6 +78,12 @@ const crashRedirect = "http://127.0.0.1:5555/callback"
 //     is not, and a refresh whose answer the kill swallowed either rotated
 //     completely (old refresh token marked used and the grant updated, in
 //     one commit) or not at all;
+//   - every chain's grant was extended to the refresh lifetime by its code
+//     exchange; a grant no client knows of (a sign-in the kill cut short)
+//     is either such a full grant, whose exchange committed but whose
+//     answer was lost, or a pending one, created at /callback and expiring
+//     with its never-exchanged code, and pending ones are live only from
+//     kills less than the code lifetime ago;
 //   - every chain's latest refresh token refreshes once more, and the new
 //     access token works.
 //
@@ -129,6 +140,8 @@ workos_api_key = %q
 workos_api_url = %q
 cookie_encryption_key = %q
 rate_limit = 0
+code_ttl = %q
+refresh_token_ttl = %q
 
 [plugins]
 dir = %q
@@ -136,7 +149,7 @@ config = %q
 cache_dir = %q
 watch = false
 `, "127.0.0.1:"+port, public, dataDir, up.dev.ClientID(), up.dev.APIKey(), up.dev.BaseURL(),
-		store.NewSecret(), dist, filepath.Join(repoRoot, "plugins.toml"), filepath.Join(os.TempDir(), "toolgate-test-wasm-cache"))
+		store.NewSecret(), crashCodeTTL, crashRefreshTTL, dist, filepath.Join(repoRoot, "plugins.toml"), filepath.Join(os.TempDir(), "toolgate-test-wasm-cache"))
 	if err := os.WriteFile(filepath.Join(dir, "toolgate.toml"), []byte(toml), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -157,8 +170,8 @@ watch = false
 		h.inspectStore(round, r)
 		h.start(fmt.Sprintf("round %d: restart after the store check", round))
 		r.refreshChecked = h.checkRefresh(round, r)
-		t.Logf("round %d: SIGKILL at %d token answers (%d sign-ins, %d refreshes answered); refreshes in flight: %d (%d untouched, %d rotated with the answer lost, %d upstream token spent); ready %v after the restart; checked %d access tokens on /mcp, %d latest refresh tokens; %d grants stored, %d from sign-ins cut short",
-			round, killAt, r.signIns, r.refreshes, r.inflight, r.untouched, r.rotated, r.spent, ready.Round(time.Millisecond), r.accessChecked, r.refreshChecked, r.grants, r.orphans)
+		t.Logf("round %d: SIGKILL at %d token answers (%d sign-ins, %d refreshes answered); refreshes in flight: %d (%d untouched, %d rotated with the answer lost, %d upstream token spent); ready %v after the restart; checked %d access tokens on /mcp, %d latest refresh tokens; %d grants stored, %d from sign-ins cut short (%d of them pending, their code never exchanged)",
+			round, killAt, r.signIns, r.refreshes, r.inflight, r.untouched, r.rotated, r.spent, ready.Round(time.Millisecond), r.accessChecked, r.refreshChecked, r.grants, r.orphans, r.pending)
 		if t.Failed() {
 			return
 		}
@@ -354,7 +367,7 @@ type crashRound struct {
 	signIns, refreshes                  int
 	inflight, untouched, rotated, spent int
 	accessChecked, refreshChecked       int
-	grants, orphans                     int
+	grants, orphans, pending            int
 }
 
 // crashHarness runs the child and keeps every chain across rounds.
@@ -376,6 +389,9 @@ type crashHarness struct {
 	// orphanBound is how many sign-ins kills have cut short so far: each
 	// may have left a grant no client knows of.
 	orphanBound int
+	// kills are the instants of the kills so far, each just after the
+	// sign-ins it cut short began.
+	kills []time.Time
 }
 
 // start starts the child, waits until /readyz answers 200 and returns how
@@ -520,6 +536,7 @@ func (h *crashHarness) load(round, killAt int, seed uint64) *crashRound {
 	<-allDone
 	r.signIns, r.refreshes = int(signIns.Load()), int(refs.Load())
 	h.orphanBound += crashWorkers
+	h.kills = append(h.kills, time.Now())
 	return r
 }
 
@@ -601,7 +618,7 @@ func (h *crashHarness) inspectStore(round int, r *crashRound) {
 			t.Errorf("round %d: grant %s is not whole: %+v", round, g.ID, redactGrant(g))
 		}
 	}
-	known := 0
+	known := make(map[string]bool)
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for _, c := range h.chains {
@@ -616,10 +633,13 @@ func (h *crashHarness) inspectStore(round int, r *crashRound) {
 			t.Errorf("round %d: %s: %d grants for its client, want 1", round, c.email, len(gs))
 			continue
 		}
-		known++
 		g := gs[0]
+		known[g.ID] = true
 		if g.Email != c.email {
 			t.Errorf("round %d: %s: its grant is %s's", round, c.email, g.Email)
+		}
+		if g.ExpiresAt.Before(g.CreatedAt.Add(crashRefreshTTL)) {
+			t.Errorf("round %d: %s: its grant expires at %v, want the code exchange to have extended it to at least %v after its creation at %v", round, c.email, g.ExpiresAt, crashRefreshTTL, g.CreatedAt)
 		}
 		for _, a := range c.access {
 			tok, err := st.GetToken(ctx, store.HashSecret(a))
@@ -670,9 +690,34 @@ func (h *crashHarness) inspectStore(round int, r *crashRound) {
 			}
 		}
 	}
-	r.orphans = len(grants) - known
-	if r.orphans < 0 || r.orphans > h.orphanBound {
+	// The grants no client knows of come from sign-ins a kill cut short.
+	// One whose code exchange committed but whose answer the kill lost is
+	// a full grant; one whose code was never exchanged is pending: it
+	// expires with its code, crashCodeTTL after its creation, and so only
+	// kills less than crashCodeTTL ago can have left one that is still live.
+	recentKills := 0
+	for _, k := range h.kills {
+		if k.After(now.Add(-crashCodeTTL)) {
+			recentKills++
+		}
+	}
+	for _, g := range grants {
+		switch {
+		case known[g.ID]:
+		case g.ExpiresAt.Equal(g.CreatedAt.Add(crashCodeTTL)):
+			r.orphans++
+			r.pending++
+		case !g.ExpiresAt.Before(g.CreatedAt.Add(crashRefreshTTL)):
+			r.orphans++
+		default:
+			t.Errorf("round %d: grant %s no client knows of is neither pending (expiring %v after its creation) nor exchanged (at least %v): %+v", round, g.ID, crashCodeTTL, crashRefreshTTL, redactGrant(g))
+		}
+	}
+	if r.orphans > h.orphanBound {
 		t.Errorf("round %d: %d grants belong to no client's returned tokens; at most %d sign-ins were cut short", round, r.orphans, h.orphanBound)
+	}
+	if bound := recentKills * crashWorkers; r.pending > bound {
+		t.Errorf("round %d: %d pending grants (code never exchanged) are live; at most %d sign-ins were cut short in the last %v", round, r.pending, bound, crashCodeTTL)
 	}
 }
 

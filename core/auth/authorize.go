@@ -400,8 +400,17 @@ func (s *Server) handleCallback(w http.ResponseWriter, r *http.Request) {
 
 // issueCode stores the grant for a completed sign-in and one authorization
 // code for it, and returns the code.
+//
+// The grant is pending until the code is exchanged: it expires with the
+// code, and the exchange (exchangeCode) extends it to the full
+// Config.RefreshTokenTTL atomically with issuing the tokens. A code that
+// is never exchanged (an abandoned flow, a lost redirect, a crash between
+// the two writes below, a stolen code without its PKCE verifier) so takes
+// the grant, and the upstream session sealed in it, with it after
+// Config.CodeTTL instead of leaving it stored for the refresh lifetime.
 func (s *Server) issueCode(ctx context.Context, p store.PendingAuthorization, id authkit.Identity) (string, *Error) {
 	now := s.cfg.Now().UTC()
+	codeExpiresAt := now.Add(s.cfg.CodeTTL)
 	g := store.Grant{
 		ID:                store.NewID(),
 		ClientID:          p.ClientID,
@@ -416,7 +425,7 @@ func (s *Server) issueCode(ctx context.Context, p store.PendingAuthorization, id
 		UpstreamExpiresAt: id.AccessTokenExpiry,
 		CreatedAt:         now,
 		UpdatedAt:         now,
-		ExpiresAt:         now.Add(s.cfg.RefreshTokenTTL),
+		ExpiresAt:         codeExpiresAt,
 	}
 	g.UpstreamRefreshToken = s.keys.encrypt(id.RefreshToken, g.ID)
 	if err := s.st.CreateGrant(ctx, g); err != nil {
@@ -437,7 +446,7 @@ func (s *Server) issueCode(ctx context.Context, p store.PendingAuthorization, id
 		Scopes:              p.Scopes,
 		Resource:            p.Resource,
 		CreatedAt:           now,
-		ExpiresAt:           now.Add(s.cfg.CodeTTL),
+		ExpiresAt:           codeExpiresAt,
 	})
 	if err != nil {
 		s.log.ErrorContext(ctx, "auth: store authorization code", "grant_id", g.ID, "err", err)

@@ -51,7 +51,9 @@ type Config struct {
 	// Default DefaultAccessTokenTTL (1h).
 	AccessTokenTTL time.Duration
 	// RefreshTokenTTL is the lifetime of a refresh token and of an unused
-	// grant; every refresh starts it again. Default DefaultRefreshTokenTTL
+	// grant, from the code exchange on; every refresh starts it again.
+	// Until its code is exchanged a grant lives only as long as the code
+	// (CodeTTL). Default DefaultRefreshTokenTTL
 	// (30 days).
 	RefreshTokenTTL time.Duration
 	// CodeTTL is the lifetime of our authorization codes. Default

@@ -238,7 +238,9 @@ func (s *Server) exchangeCode(ctx context.Context, client store.Client, form url
 		return tokenResponse{}, &Error{Code: ErrCodeServerError, Description: "cannot redeem the code", Status: http.StatusInternalServerError}
 	}
 	issue, resp := s.newTokens(client, grantID, g.Scopes, g.Resource, g.UpstreamExpiresAt)
-	rec, err := s.st.ExchangeAuthCode(ctx, store.HashSecret(code), issue)
+	// The grant was created pending, to expire with its code; the exchange
+	// makes it a full grant in the same atomic step (see issueCode).
+	rec, err := s.st.ExchangeAuthCode(ctx, store.HashSecret(code), issue, s.cfg.Now().UTC().Add(s.cfg.RefreshTokenTTL))
 	switch {
 	case errors.Is(err, store.ErrAlreadyUsed):
 		s.log.WarnContext(ctx, "auth: authorization code replayed; revoking its grant", "grant_id", rec.GrantID, "client_id", client.ID)

@@ -150,7 +150,17 @@ type AuthCodes interface {
 	// in one atomic step: either the code is marked used and every token is
 	// stored, or nothing changes. A code that was already exchanged returns
 	// the code record and ErrAlreadyUsed and stores nothing.
-	ExchangeAuthCode(ctx context.Context, codeHash string, issue []Token) (AuthCode, error)
+	//
+	// A non-zero grantExpiresAt extends the code's grant in the same atomic
+	// step: the grant's ExpiresAt is set to grantExpiresAt if that is later
+	// (a grant with a zero ExpiresAt never expires and is left so). The
+	// grant must then be live (ErrNotFound otherwise, and nothing changes).
+	// This lets a caller create a grant that lives only as long as its
+	// code and becomes a full grant only when the code is exchanged. The
+	// extension is not announced to Watchers: it changes only the expiry,
+	// and a grant whose code was not yet exchanged has no tokens that a
+	// cache could hold. A zero grantExpiresAt leaves the grant alone.
+	ExchangeAuthCode(ctx context.Context, codeHash string, issue []Token, grantExpiresAt time.Time) (AuthCode, error)
 }
 
 // Grants are what a user approved for a client: the identity AuthKit
@@ -397,6 +407,18 @@ func NewSecret() string {
 		panic("store: crypto/rand failed: " + err.Error()) // never on supported platforms
 	}
 	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// ExtendGrant returns an update function that sets a grant's ExpiresAt to
+// until if that is later; a grant that never expires (zero ExpiresAt) is
+// left so. Backends apply it for ExchangeAuthCode's grantExpiresAt.
+func ExtendGrant(until time.Time) func(*Grant) error {
+	return func(g *Grant) error {
+		if !g.ExpiresAt.IsZero() && until.After(g.ExpiresAt) {
+			g.ExpiresAt = until.UTC()
+		}
+		return nil
+	}
 }
 
 // NewID returns a fresh random identifier (128 bits, 32 hex characters).

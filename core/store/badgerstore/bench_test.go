@@ -34,7 +34,7 @@ func BenchmarkGetToken(b *testing.B) {
 		b.Fatal(err)
 	}
 	tokens := crashTokens(code, "g")
-	if _, err := s.ExchangeAuthCode(b.Context(), code, tokens); err != nil {
+	if _, err := s.ExchangeAuthCode(b.Context(), code, tokens, time.Time{}); err != nil {
 		b.Fatal(err)
 	}
 	b.ReportAllocs()
@@ -58,7 +58,7 @@ func BenchmarkExchangeAuthCode(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := range b.N {
-		if _, err := s.ExchangeAuthCode(b.Context(), codes[i], crashTokens(codes[i], "g")); err != nil {
+		if _, err := s.ExchangeAuthCode(b.Context(), codes[i], crashTokens(codes[i], "g"), time.Time{}); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -83,7 +83,7 @@ func TestCrashChild(t *testing.T) {
 			if err := s.CreateAuthCode(ctx, store.AuthCode{CodeHash: code, GrantID: lastGrant, ClientID: crashClient, CreatedAt: time.Now(), ExpiresAt: time.Now().Add(time.Hour)}); err != nil {
 				fail("create code", err)
 			}
-			if _, err := s.ExchangeAuthCode(ctx, code, crashTokens(code, lastGrant)); err != nil {
+			if _, err := s.ExchangeAuthCode(ctx, code, crashTokens(code, lastGrant), time.Time{}); err != nil {
 				fail("exchange", err)
 			}
 			fmt.Println("exchange", code, lastGrant)
@@ -335,7 +335,7 @@ func TestCheckConsistentDetects(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := s.ExchangeAuthCode(ctx, used, crashTokens(used, "g")); err != nil {
+	if _, err := s.ExchangeAuthCode(ctx, used, crashTokens(used, "g"), time.Time{}); err != nil {
 		t.Fatal(err)
 	}
 	if problems, err := checkConsistent(s); err != nil || len(problems) != 0 {

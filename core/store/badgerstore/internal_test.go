@@ -45,7 +45,7 @@ func TestGarbageCollectRemovesPhysically(t *testing.T) {
 	if err := s.CreateAuthCode(ctx, store.AuthCode{CodeHash: code, GrantID: "g", ExpiresAt: soon}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.ExchangeAuthCode(ctx, code, crashTokens(code, "g")); err != nil {
+	if _, err := s.ExchangeAuthCode(ctx, code, crashTokens(code, "g"), time.Time{}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.AppendAudit(ctx, store.AuditRecord{Tool: "t", ExpiresAt: soon}); err != nil {
@@ -293,7 +293,7 @@ func manyTokens(t *testing.T, s *Store, g string, n int) []string {
 		if err := s.CreateAuthCode(t.Context(), store.AuthCode{CodeHash: code, GrantID: g}); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := s.ExchangeAuthCode(t.Context(), code, toks); err != nil {
+		if _, err := s.ExchangeAuthCode(t.Context(), code, toks, time.Time{}); err != nil {
 			t.Fatal(err)
 		}
 	}

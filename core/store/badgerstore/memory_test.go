@@ -68,7 +68,7 @@ func TestIdleChild(t *testing.T) {
 		if err := s.CreateAuthCode(ctx, store.AuthCode{CodeHash: code, GrantID: id, ClientID: "c", ExpiresAt: time.Now().Add(time.Hour)}); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := s.ExchangeAuthCode(ctx, code, crashTokens(code, id)); err != nil {
+		if _, err := s.ExchangeAuthCode(ctx, code, crashTokens(code, id), time.Time{}); err != nil {
 			t.Fatal(err)
 		}
 		if err := s.KVPut(ctx, "p", "k"+id, make([]byte, 512), 0); err != nil {

@@ -251,8 +251,10 @@ func (s *Store) CreateAuthCode(ctx context.Context, c store.AuthCode) error {
 
 // ExchangeAuthCode implements store.AuthCodes. Every issued token must name
 // a live grant (ErrNotFound otherwise) and a hash no live token has
-// (ErrAlreadyExists otherwise); either failure changes nothing.
-func (s *Store) ExchangeAuthCode(ctx context.Context, codeHash string, issue []store.Token) (store.AuthCode, error) {
+// (ErrAlreadyExists otherwise); either failure changes nothing. The grant
+// is extended (see store.AuthCodes) before the tokens are checked against
+// it, and without an announcement.
+func (s *Store) ExchangeAuthCode(ctx context.Context, codeHash string, issue []store.Token, grantExpiresAt time.Time) (store.AuthCode, error) {
 	var out store.AuthCode
 	err := s.update(ctx, "exchange auth code", func(txn *badger.Txn) ([]store.Change, error) {
 		if err := validID("code hash", codeHash); err != nil {
@@ -274,6 +276,11 @@ func (s *Store) ExchangeAuthCode(ctx context.Context, codeHash string, issue []s
 		out = c
 		if err := write(txn, key(prefixCode, codeHash), c, c.ExpiresAt); err != nil {
 			return nil, err
+		}
+		if !grantExpiresAt.IsZero() {
+			if _, err := updateGrant(txn, c.GrantID, store.ExtendGrant(grantExpiresAt), now); err != nil {
+				return nil, err
+			}
 		}
 		return nil, issueTokens(txn, issue, now)
 	})

@@ -130,7 +130,7 @@ func TestSettleAcrossReplicas(t *testing.T) {
 			t.Fatal(err)
 		}
 		access, refresh := tok(store.HashSecret("a"+g.ID), store.AccessToken, g), tok(store.HashSecret("r"+g.ID), store.RefreshToken, g)
-		if _, err := a.ExchangeAuthCode(ctx, code.CodeHash, []store.Token{access, refresh}); err != nil {
+		if _, err := a.ExchangeAuthCode(ctx, code.CodeHash, []store.Token{access, refresh}, time.Time{}); err != nil {
 			t.Fatal(err)
 		}
 		if err := s.DeleteToken(ctx, access.Hash); err != nil {

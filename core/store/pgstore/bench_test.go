@@ -49,7 +49,7 @@ func BenchmarkGetToken(b *testing.B) {
 		b.Fatal(err)
 	}
 	tokens := benchTokens(code)
-	if _, err := s.ExchangeAuthCode(b.Context(), code, tokens); err != nil {
+	if _, err := s.ExchangeAuthCode(b.Context(), code, tokens, time.Time{}); err != nil {
 		b.Fatal(err)
 	}
 	b.ReportAllocs()
@@ -73,7 +73,7 @@ func BenchmarkExchangeAuthCode(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := range b.N {
-		if _, err := s.ExchangeAuthCode(b.Context(), codes[i], benchTokens(codes[i])); err != nil {
+		if _, err := s.ExchangeAuthCode(b.Context(), codes[i], benchTokens(codes[i]), time.Time{}); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -88,7 +88,7 @@ func BenchmarkRotateRefreshToken(b *testing.B) {
 		b.Fatal(err)
 	}
 	tokens := benchTokens(code)
-	if _, err := s.ExchangeAuthCode(b.Context(), code, tokens); err != nil {
+	if _, err := s.ExchangeAuthCode(b.Context(), code, tokens, time.Time{}); err != nil {
 		b.Fatal(err)
 	}
 	old := tokens[1].Hash

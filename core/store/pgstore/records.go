@@ -264,8 +264,10 @@ WHERE auth_codes.expires_at IS NOT NULL AND auth_codes.expires_at <= $5`,
 
 // ExchangeAuthCode implements store.AuthCodes. Every issued token must name
 // a live grant (ErrNotFound otherwise) and a hash no live token has
-// (ErrAlreadyExists otherwise); either failure changes nothing.
-func (s *Store) ExchangeAuthCode(ctx context.Context, codeHash string, issue []store.Token) (store.AuthCode, error) {
+// (ErrAlreadyExists otherwise); either failure changes nothing. The grant
+// is extended (see store.AuthCodes) in the same transaction, before the
+// tokens are checked against it, and without an announcement.
+func (s *Store) ExchangeAuthCode(ctx context.Context, codeHash string, issue []store.Token, grantExpiresAt time.Time) (store.AuthCode, error) {
 	var out store.AuthCode
 	if err := validID("code hash", codeHash); err != nil {
 		return out, fmt.Errorf("exchange auth code: %w", err)
@@ -280,6 +282,11 @@ func (s *Store) ExchangeAuthCode(ctx context.Context, codeHash string, issue []s
 			func(c *store.AuthCode, usedAt time.Time) { c.UsedAt = usedAt })
 		if err != nil {
 			return nil, err
+		}
+		if !grantExpiresAt.IsZero() {
+			if _, err := updateGrant(ctx, tx, out.GrantID, store.ExtendGrant(grantExpiresAt), t); err != nil {
+				return nil, err
+			}
 		}
 		return nil, issueTokens(ctx, tx, issue, t)
 	})

@@ -98,7 +98,7 @@ func TestSingleUseAcrossReplicas(t *testing.T) {
 	}
 	issued := func(i int) store.Token { return tok(store.HashSecret("x"+strconv.Itoa(i)), store.RefreshToken, g) }
 	w := raceReplicas(t, stores, "ExchangeAuthCode", func(s *Store, i int) error {
-		_, err := s.ExchangeAuthCode(ctx, code.CodeHash, []store.Token{issued(i)})
+		_, err := s.ExchangeAuthCode(ctx, code.CodeHash, []store.Token{issued(i)}, time.Time{})
 		return err
 	})
 
@@ -196,7 +196,7 @@ func TestWatchAcrossReplicas(t *testing.T) {
 	if err := b.CreateAuthCode(ctx, code); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := b.ExchangeAuthCode(ctx, code.CodeHash, []store.Token{access}); err != nil {
+	if _, err := b.ExchangeAuthCode(ctx, code.CodeHash, []store.Token{access}, time.Time{}); err != nil {
 		t.Fatal(err)
 	}
 	if err := b.DeleteToken(ctx, access.Hash); err != nil {

@@ -327,7 +327,7 @@ func testConcurrentExchange(t *testing.T, h *harness) {
 	got := make([]store.AuthCode, takers)
 	errs := race(takers, func(i int) error {
 		var err error
-		got[i], err = h.s.ExchangeAuthCode(h.ctx, code.CodeHash, []store.Token{tok(i)})
+		got[i], err = h.s.ExchangeAuthCode(h.ctx, code.CodeHash, []store.Token{tok(i)}, time.Time{})
 		return err
 	})
 	winner := oneWinner(t, "ExchangeAuthCode", errs)
@@ -542,7 +542,7 @@ func testClose(t *testing.T, h *harness) {
 		"CreatePendingAuthorization":  func() error { return s.CreatePendingAuthorization(ctx, pending("x")) },
 		"ConsumePendingAuthorization": func() error { _, err := s.ConsumePendingAuthorization(ctx, "x"); return err },
 		"CreateAuthCode":              func() error { return s.CreateAuthCode(ctx, store.AuthCode{CodeHash: "x"}) },
-		"ExchangeAuthCode":            func() error { _, err := s.ExchangeAuthCode(ctx, "x", nil); return err },
+		"ExchangeAuthCode":            func() error { _, err := s.ExchangeAuthCode(ctx, "x", nil, time.Time{}); return err },
 		"CreateGrant":                 func() error { return s.CreateGrant(ctx, store.Grant{ID: "x", ClientID: "c"}) },
 		"GetGrant":                    func() error { _, err := s.GetGrant(ctx, "x"); return err },
 		"UpdateGrant":                 func() error { _, err := s.UpdateGrant(ctx, "x", func(*store.Grant) error { return nil }); return err },
@@ -613,13 +613,13 @@ func testReopen(t *testing.T, h *harness) {
 		t.Fatalf("audit ID after reopen %q does not sort after %q", b.ID, a.ID)
 	}
 	// Single-use state survives too.
-	if _, err := h.s.ExchangeAuthCode(h.ctx, code.CodeHash, nil); err != nil {
+	if _, err := h.s.ExchangeAuthCode(h.ctx, code.CodeHash, nil, time.Time{}); err != nil {
 		t.Fatalf("ExchangeAuthCode after reopen: %v", err)
 	}
 	_, err = h.s.ConsumePendingAuthorization(h.ctx, p.StateHash)
 	wantErr(t, "ConsumePendingAuthorization after reopen", err, nil)
 	h.reopen()
-	_, err = h.s.ExchangeAuthCode(h.ctx, code.CodeHash, nil)
+	_, err = h.s.ExchangeAuthCode(h.ctx, code.CodeHash, nil, time.Time{})
 	wantErr(t, "ExchangeAuthCode used before a reopen", err, store.ErrAlreadyUsed)
 	_, err = h.s.ConsumePendingAuthorization(h.ctx, p.StateHash)
 	wantErr(t, "ConsumePendingAuthorization used before a reopen", err, store.ErrAlreadyUsed)

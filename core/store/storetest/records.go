@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"slices"
 	"testing"
 	"time"
 
@@ -124,7 +125,7 @@ func testAuthCodeExchange(t *testing.T, h *harness) {
 	wantErr(t, "CreateAuthCode duplicate", h.s.CreateAuthCode(h.ctx, code), store.ErrAlreadyExists)
 
 	access, refresh := token(hashOf("access"), store.AccessToken, g), token(hashOf("refresh"), store.RefreshToken, g)
-	got, err := h.s.ExchangeAuthCode(h.ctx, code.CodeHash, []store.Token{access, refresh})
+	got, err := h.s.ExchangeAuthCode(h.ctx, code.CodeHash, []store.Token{access, refresh}, time.Time{})
 	wantErr(t, "ExchangeAuthCode", err, nil)
 	if got.UsedAt.IsZero() {
 		t.Fatal("ExchangeAuthCode returned a code without UsedAt")
@@ -139,13 +140,13 @@ func testAuthCodeExchange(t *testing.T, h *harness) {
 	}
 
 	replay := token(hashOf("replay"), store.AccessToken, g)
-	again, err := h.s.ExchangeAuthCode(h.ctx, code.CodeHash, []store.Token{replay})
+	again, err := h.s.ExchangeAuthCode(h.ctx, code.CodeHash, []store.Token{replay}, time.Time{})
 	wantErr(t, "ExchangeAuthCode replay", err, store.ErrAlreadyUsed)
 	equal(t, "code returned with ErrAlreadyUsed", again, want)
 	_, err = h.s.GetToken(h.ctx, replay.Hash)
 	wantErr(t, "token passed to a replayed exchange", err, store.ErrNotFound)
 
-	_, err = h.s.ExchangeAuthCode(h.ctx, hashOf("unknown"), nil)
+	_, err = h.s.ExchangeAuthCode(h.ctx, hashOf("unknown"), nil, time.Time{})
 	wantErr(t, "ExchangeAuthCode unknown", err, store.ErrNotFound)
 }
 
@@ -158,7 +159,7 @@ func testAuthCodeExchangeAtomic(t *testing.T, h *harness) {
 	code := h.code(hashOf("code"), g)
 	fresh := token(hashOf("fresh"), store.AccessToken, g)
 	clash := token(hashOf("existing"), store.RefreshToken, g) // same hash as a live token
-	if _, err := h.s.ExchangeAuthCode(h.ctx, code.CodeHash, []store.Token{fresh, clash}); err == nil {
+	if _, err := h.s.ExchangeAuthCode(h.ctx, code.CodeHash, []store.Token{fresh, clash}, time.Time{}); err == nil {
 		t.Fatal("ExchangeAuthCode issuing a hash that is already a live token succeeded")
 	}
 	_, err := h.s.GetToken(h.ctx, fresh.Hash)
@@ -168,7 +169,7 @@ func testAuthCodeExchangeAtomic(t *testing.T, h *harness) {
 	equal(t, "token that clashed is unchanged", got, existing)
 
 	// The code was not consumed: a correct exchange still works.
-	if _, err := h.s.ExchangeAuthCode(h.ctx, code.CodeHash, []store.Token{fresh}); err != nil {
+	if _, err := h.s.ExchangeAuthCode(h.ctx, code.CodeHash, []store.Token{fresh}, time.Time{}); err != nil {
 		t.Fatalf("ExchangeAuthCode after a failed one: %v", err)
 	}
 	_, err = h.s.GetToken(h.ctx, fresh.Hash)
@@ -180,10 +181,96 @@ func testAuthCodeExpiry(t *testing.T, h *harness) {
 	g := h.grant("g", "c", "user", "")
 	code := h.code(hashOf("expired"), g, func(c *store.AuthCode) { c.ExpiresAt = past() })
 	tok := token(hashOf("t"), store.AccessToken, g)
-	_, err := h.s.ExchangeAuthCode(h.ctx, code.CodeHash, []store.Token{tok})
+	_, err := h.s.ExchangeAuthCode(h.ctx, code.CodeHash, []store.Token{tok}, time.Time{})
 	wantErr(t, "ExchangeAuthCode expired", err, store.ErrNotFound)
 	_, err = h.s.GetToken(h.ctx, tok.Hash)
 	wantErr(t, "token of an expired code", err, store.ErrNotFound)
+}
+
+// testAuthCodeExchangeExtendsGrant covers grantExpiresAt: a grant created
+// to live only as long as its code becomes a full grant when, and only
+// when, the code is exchanged; unexchanged, it expires with the code.
+func testAuthCodeExchangeExtendsGrant(t *testing.T, h *harness) {
+	h.client("c", func(c *store.Client) { c.ExpiresAt = time.Time{} }) // outlives the codes
+	codeExp := later()
+	full := now().Add(30 * 24 * time.Hour)
+	pendingGrant := func(id string) store.Grant {
+		return h.grant(id, "c", "user-"+id, "", func(g *store.Grant) { g.ExpiresAt = codeExp })
+	}
+
+	// An exchange extends the grant, atomically with issuing its tokens.
+	exchanged := pendingGrant("exchanged")
+	code := h.code(hashOf("code-exchanged"), exchanged, func(c *store.AuthCode) { c.ExpiresAt = codeExp })
+	access := token(hashOf("access-exchanged"), store.AccessToken, exchanged)
+	_, err := h.s.ExchangeAuthCode(h.ctx, code.CodeHash, []store.Token{access}, full)
+	wantErr(t, "ExchangeAuthCode with grantExpiresAt", err, nil)
+	want := exchanged
+	want.ExpiresAt = full
+	got, err := h.s.GetGrant(h.ctx, exchanged.ID)
+	wantErr(t, "GetGrant after the exchange", err, nil)
+	equal(t, "grant after the exchange (only ExpiresAt changes)", got, want)
+
+	// A replayed exchange extends nothing.
+	_, err = h.s.ExchangeAuthCode(h.ctx, code.CodeHash, nil, full.Add(time.Hour))
+	wantErr(t, "ExchangeAuthCode replay", err, store.ErrAlreadyUsed)
+	got, err = h.s.GetGrant(h.ctx, exchanged.ID)
+	wantErr(t, "GetGrant after the replay", err, nil)
+	equal(t, "grant after a replayed exchange", got, want)
+
+	// A failed exchange (a token hash clash) extends nothing.
+	failed := pendingGrant("failed")
+	failedCode := h.code(hashOf("code-failed"), failed, func(c *store.AuthCode) { c.ExpiresAt = codeExp })
+	clash := token(hashOf("access-exchanged"), store.AccessToken, failed)
+	if _, err := h.s.ExchangeAuthCode(h.ctx, failedCode.CodeHash, []store.Token{clash}, full); err == nil {
+		t.Fatal("ExchangeAuthCode issuing a hash that is already a live token succeeded")
+	}
+	got, err = h.s.GetGrant(h.ctx, failed.ID)
+	wantErr(t, "GetGrant after a failed exchange", err, nil)
+	equal(t, "grant after a failed exchange", got, failed)
+
+	// An earlier grantExpiresAt never shortens a grant, and a grant that
+	// never expires stays so.
+	long := h.grant("long", "c", "user-long", "", func(g *store.Grant) { g.ExpiresAt = full })
+	longCode := h.code(hashOf("code-long"), long)
+	_, err = h.s.ExchangeAuthCode(h.ctx, longCode.CodeHash, nil, codeExp)
+	wantErr(t, "ExchangeAuthCode with an earlier grantExpiresAt", err, nil)
+	forever := h.grant("forever", "c", "user-forever", "", func(g *store.Grant) { g.ExpiresAt = time.Time{} })
+	foreverCode := h.code(hashOf("code-forever"), forever)
+	_, err = h.s.ExchangeAuthCode(h.ctx, foreverCode.CodeHash, nil, full)
+	wantErr(t, "ExchangeAuthCode for a grant that never expires", err, nil)
+	for _, g := range []store.Grant{long, forever} {
+		got, err := h.s.GetGrant(h.ctx, g.ID)
+		wantErr(t, "GetGrant "+g.ID, err, nil)
+		equal(t, "grant "+g.ID+" after the exchange", got, g)
+	}
+
+	// The grant must be live: a revoked one fails the exchange, which
+	// issues nothing.
+	revoked := pendingGrant("revoked")
+	revokedCode := h.code(hashOf("code-revoked"), revoked)
+	wantErr(t, "RevokeGrant", h.s.RevokeGrant(h.ctx, revoked.ID), nil)
+	orphan := token(hashOf("access-revoked"), store.AccessToken, revoked)
+	_, err = h.s.ExchangeAuthCode(h.ctx, revokedCode.CodeHash, []store.Token{orphan}, full)
+	wantErr(t, "ExchangeAuthCode for a revoked grant", err, store.ErrNotFound)
+	_, err = h.s.GetToken(h.ctx, orphan.Hash)
+	wantErr(t, "token of an exchange for a revoked grant", err, store.ErrNotFound)
+
+	// The extension is durable, and once the codes have expired the
+	// unexchanged grant is gone while the exchanged one lives on.
+	unexchanged := pendingGrant("unexchanged")
+	h.code(hashOf("code-unexchanged"), unexchanged, func(c *store.AuthCode) { c.ExpiresAt = codeExp })
+	h.reopen()
+	wantErr(t, "GarbageCollect after the codes expired", h.s.GarbageCollect(h.ctx, codeExp.Add(time.Minute)), nil)
+	_, err = h.s.GetGrant(h.ctx, unexchanged.ID)
+	wantErr(t, "GetGrant of the unexchanged grant after its code expired", err, store.ErrNotFound)
+	list, err := h.s.ListGrants(h.ctx, store.GrantFilter{ClientID: "c"})
+	wantErr(t, "ListGrants", err, nil)
+	left := ids(list, grantID)
+	slices.Sort(left) // created within the same few milliseconds: CreatedAt order is not fixed
+	sameStrings(t, "grants left after the codes expired", left, []string{"exchanged", "forever", "long"})
+	got, err = h.s.GetGrant(h.ctx, exchanged.ID)
+	wantErr(t, "GetGrant of the exchanged grant after its code expired", err, nil)
+	equal(t, "exchanged grant after a reopen", got, want)
 }
 
 func testGrantsCRUD(t *testing.T, h *harness) {

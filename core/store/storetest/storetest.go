@@ -61,6 +61,7 @@ func RunTests(t *testing.T, newStore Factory) {
 		{"AuthCodes/Exchange", testAuthCodeExchange},
 		{"AuthCodes/ExchangeAllOrNothing", testAuthCodeExchangeAtomic},
 		{"AuthCodes/Expiry", testAuthCodeExpiry},
+		{"AuthCodes/ExchangeExtendsGrant", testAuthCodeExchangeExtendsGrant},
 		{"Grants/CRUD", testGrantsCRUD},
 		{"Grants/List", testGrantsList},
 		{"Grants/Expiry", testGrantsExpiry},
@@ -217,7 +218,7 @@ func token(hash string, kind store.TokenKind, g store.Grant) store.Token {
 func (h *harness) issue(g store.Grant, tokens ...store.Token) {
 	h.t.Helper()
 	code := h.code(store.HashSecret(store.NewSecret()), g)
-	if _, err := h.s.ExchangeAuthCode(h.ctx, code.CodeHash, tokens); err != nil {
+	if _, err := h.s.ExchangeAuthCode(h.ctx, code.CodeHash, tokens, time.Time{}); err != nil {
 		h.t.Fatalf("ExchangeAuthCode: %v", err)
 	}
 }
