@@ -2,13 +2,14 @@ package mcpserver
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/toolgate/toolgate/core/internal/metricsreg"
 
 	"github.com/toolgate/toolgate/core/store"
 )
@@ -185,30 +186,13 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return m, nil
 	}
 	var err error
-	m.calls = register(reg, m.calls, &err)
-	m.duration = register(reg, m.duration, &err)
-	m.listChanged = register(reg, m.listChanged, &err)
+	m.calls = metricsreg.Register(reg, m.calls, &err)
+	m.duration = metricsreg.Register(reg, m.duration, &err)
+	m.listChanged = metricsreg.Register(reg, m.listChanged, &err)
 	return m, err
 }
 
 func (m *metrics) observe(tool, outcome string, d time.Duration) {
 	m.calls.WithLabelValues(tool, outcome).Inc()
 	m.duration.WithLabelValues(tool, outcome).Observe(d.Seconds())
-}
-
-// register registers c, or returns the identical collector registered
-// before (a second Server on the same registry shares the metrics).
-func register[C prometheus.Collector](reg prometheus.Registerer, c C, errp *error) C {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing
-			}
-		}
-		if *errp == nil {
-			*errp = err
-		}
-	}
-	return c
 }

@@ -1,9 +1,9 @@
 package plugin
 
 import (
-	"errors"
-
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/toolgate/toolgate/core/internal/metricsreg"
 )
 
 // metrics are the host's Prometheus collectors, all labelled by plugin.
@@ -57,30 +57,13 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}),
 	}
 	var err error
-	m.calls = register(reg, m.calls, &err)
-	m.errors = register(reg, m.errors, &err)
-	m.duration = register(reg, m.duration, &err)
-	m.instances = register(reg, m.instances, &err)
-	m.linear = register(reg, m.linear, &err)
-	m.compile = register(reg, m.compile, &err)
-	m.load = register(reg, m.load, &err)
-	m.releases = register(reg, m.releases, &err)
+	m.calls = metricsreg.Register(reg, m.calls, &err)
+	m.errors = metricsreg.Register(reg, m.errors, &err)
+	m.duration = metricsreg.Register(reg, m.duration, &err)
+	m.instances = metricsreg.Register(reg, m.instances, &err)
+	m.linear = metricsreg.Register(reg, m.linear, &err)
+	m.compile = metricsreg.Register(reg, m.compile, &err)
+	m.load = metricsreg.Register(reg, m.load, &err)
+	m.releases = metricsreg.Register(reg, m.releases, &err)
 	return m, err
-}
-
-// register registers c, or returns the identical collector registered
-// before (a second Host on the same registry shares the metrics).
-func register[C prometheus.Collector](reg prometheus.Registerer, c C, errp *error) C {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing
-			}
-		}
-		if *errp == nil {
-			*errp = err
-		}
-	}
-	return c
 }
