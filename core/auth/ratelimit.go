@@ -16,13 +16,6 @@ import (
 // uses this one everywhere, together with a Retry-After header.
 const ErrCodeTooManyRequests = "too_many_requests"
 
-// newIPRateLimiter returns the per-endpoint, per-client-IP limiter:
-// perMinute requests a minute per key with bursts of burst, or nil when
-// perMinute is not positive (no limit).
-func newIPRateLimiter(perMinute, burst, maxEntries int, now func() time.Time) *keyedlimit.Limiter {
-	return keyedlimit.New(perMinute, burst, maxEntries, now)
-}
-
 // retryAfterSeconds renders a wait as a Retry-After value: whole seconds,
 // rounded up, at least 1.
 func retryAfterSeconds(d time.Duration) string {

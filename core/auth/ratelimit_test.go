@@ -6,7 +6,6 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"net/url"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -17,81 +16,6 @@ type manualClock struct{ t time.Time }
 
 func (c *manualClock) now() time.Time          { return c.t }
 func (c *manualClock) advance(d time.Duration) { c.t = c.t.Add(d) }
-
-func TestIPRateLimiterBuckets(t *testing.T) {
-	type step struct {
-		advance time.Duration
-		key     string
-		allowed bool
-		wait    time.Duration // expected wait when refused
-	}
-	tests := []struct {
-		name             string
-		perMinute, burst int
-		steps            []step
-	}{
-		{"burst then refused", 60, 2, []step{
-			{0, "a", true, 0}, {0, "a", true, 0}, {0, "a", false, time.Second},
-		}},
-		{"refill after the wait", 60, 1, []step{
-			{0, "a", true, 0}, {500 * time.Millisecond, "a", false, 500 * time.Millisecond}, {500 * time.Millisecond, "a", true, 0},
-		}},
-		{"keys are independent", 60, 1, []step{
-			{0, "a", true, 0}, {0, "b", true, 0}, {0, "a", false, time.Second}, {0, "b", false, time.Second},
-		}},
-		{"refused requests take no token", 6, 1, []step{
-			{0, "a", true, 0}, {0, "a", false, 10 * time.Second}, {0, "a", false, 10 * time.Second}, {10 * time.Second, "a", true, 0},
-		}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			clk := &manualClock{t: time.Unix(1e9, 0)}
-			l := newIPRateLimiter(tt.perMinute, tt.burst, 100, clk.now)
-			for i, s := range tt.steps {
-				clk.advance(s.advance)
-				ok, wait := l.Allow(s.key)
-				if ok != s.allowed {
-					t.Fatalf("step %d (%s): allowed %v, want %v", i, s.key, ok, s.allowed)
-				}
-				if !ok && (wait < s.wait-time.Millisecond || wait > s.wait+time.Millisecond) {
-					t.Fatalf("step %d (%s): wait %s, want %s", i, s.key, wait, s.wait)
-				}
-			}
-		})
-	}
-}
-
-func TestIPRateLimiterOff(t *testing.T) {
-	for _, pm := range []int{0, -1} {
-		if l := newIPRateLimiter(pm, 5, 10, time.Now); l != nil {
-			t.Errorf("perMinute %d: limiter is on", pm)
-		}
-	}
-}
-
-// The table of addresses never grows past maxEntries, idle entries are
-// forgotten, and a full table drops the least recently seen address.
-func TestIPRateLimiterBoundedMemory(t *testing.T) {
-	clk := &manualClock{t: time.Unix(1e9, 0)}
-	l := newIPRateLimiter(60, 2, 3, clk.now) // idle after 2s
-	for i := range 10 {
-		l.Allow("k" + strconv.Itoa(i))
-		if n := l.Len(); n > 3 {
-			t.Fatalf("after %d keys the table holds %d entries, want at most 3", i+1, n)
-		}
-	}
-	// k9 was seen last and keeps its spent token; k0 was evicted, so it
-	// starts with a full bucket.
-	l.Allow("k9")
-	if ok, _ := l.Allow("k9"); ok {
-		t.Error("k9 was evicted although it was the most recently seen")
-	}
-	clk.advance(3 * time.Second)
-	l.Allow("fresh")
-	if n := l.Len(); n != 1 {
-		t.Errorf("after the idle time the table holds %d entries, want 1", n)
-	}
-}
 
 func TestClientIP(t *testing.T) {
 	trusted := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("::1/128")}

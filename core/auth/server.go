@@ -111,7 +111,7 @@ func New(cfg Config, st store.Store, up Upstream, logger *slog.Logger) (*Server,
 		issuer:    cfg.PublicURL,
 		cache:     newTokenCache(cfg.CacheSize),
 		limiter:   newRateLimiter(cfg.RegisterRate, cfg.Now),
-		ipLimiter: newIPRateLimiter(cfg.IPRateLimit, cfg.IPRateBurst, cfg.IPRateEntries, cfg.Now),
+		ipLimiter: keyedlimit.New(cfg.IPRateLimit, cfg.IPRateBurst, cfg.IPRateEntries, cfg.Now),
 		resources: map[string]string{},
 	}
 	if !cfg.DisableCIMD {

@@ -266,7 +266,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.MaxRateLimitedUsers <= 0 {
 		s.cfg.MaxRateLimitedUsers = DefaultMaxRateLimitedUsers
 	}
-	s.limiter = newUserLimiter(cfg.ToolCallsPerMinute, cfg.ToolCallBurst, s.cfg.MaxRateLimitedUsers, cfg.Now)
+	s.limiter = keyedlimit.New(cfg.ToolCallsPerMinute, cfg.ToolCallBurst, s.cfg.MaxRateLimitedUsers, cfg.Now)
 	s.mcp = mcp.NewServer(&mcp.Implementation{Name: cfg.Name, Version: cfg.Version}, &mcp.ServerOptions{
 		Logger:       s.sdkLog,
 		Capabilities: &mcp.ServerCapabilities{Tools: &mcp.ToolCapabilities{ListChanged: true}},
