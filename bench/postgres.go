@@ -229,7 +229,7 @@ func compareBackends(ctx context.Context, res *results, o options, tmp, badgerDa
 		}
 	}
 	for _, b := range []struct{ pkg, backend string }{{"./core/store/badgerstore/", "badger"}, {"./core/store/pgstore/", "postgres"}} {
-		lines, err := goBench(ctx, o.root, "go", b.pkg, "^(BenchmarkGetToken|BenchmarkAppendAuditBatch64)$", "-benchtime", "1s")
+		lines, err := goBench(ctx, o.root, "go", b.pkg, "^BenchmarkStore$/^(GetToken|AppendAuditBatch64)$", "-benchtime", "1s")
 		if err != nil {
 			res.warnings = append(res.warnings, err.Error())
 			continue
@@ -240,8 +240,8 @@ func compareBackends(ctx context.Context, res *results, o options, tmp, badgerDa
 				continue
 			}
 			what := map[string]string{
-				"GetToken":           "store read of one token (GetToken, the uncached part of a bearer verification, which also reads the grant)",
-				"AppendAuditBatch64": "store write of a batch of 64 audit records (AppendAuditBatch)",
+				"Store/GetToken":           "store read of one token (GetToken, the uncached part of a bearer verification, which also reads the grant)",
+				"Store/AppendAuditBatch64": "store write of a batch of 64 audit records (AppendAuditBatch)",
 			}[l.name]
 			if what == "" {
 				continue
