@@ -23,6 +23,8 @@ import (
 	"github.com/toolgate/toolgate/core/auth/devauthkit"
 	"github.com/toolgate/toolgate/core/store"
 	"github.com/toolgate/toolgate/core/store/badgerstore"
+
+	"github.com/toolgate/toolgate/core/internal/testutil"
 )
 
 var (
@@ -44,23 +46,8 @@ func signingKey(t testing.TB) *rsa.PrivateKey {
 	return devKey
 }
 
-// syncBuffer is a goroutine-safe log sink.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+// syncBuffer collects log output the test reads while the server runs.
+type syncBuffer = testutil.SyncBuffer
 
 // testEnv is a real toolgate auth stack over HTTP: our Server, the
 // development AuthKit mounted at /_dev/authkit and reached through the real

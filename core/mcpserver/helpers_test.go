@@ -24,6 +24,8 @@ import (
 	"github.com/toolgate/toolgate/core/plugin"
 	"github.com/toolgate/toolgate/core/store"
 	"github.com/toolgate/toolgate/sdk/abi"
+
+	"github.com/toolgate/toolgate/core/internal/testutil"
 )
 
 // testCacheDir is the wazero compilation cache shared with core/plugin's
@@ -172,22 +174,8 @@ type env struct {
 	logs   *syncBuffer
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer collects log output the test reads while the server runs.
+type syncBuffer = testutil.SyncBuffer
 
 // newEnv starts a plugin host serving the gated test plugin (with
 // progress and list_tools granted) and a watched drop-in folder, and the

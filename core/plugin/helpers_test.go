@@ -16,6 +16,8 @@ import (
 
 	"github.com/toolgate/toolgate/core/store"
 	"github.com/toolgate/toolgate/sdk/abi"
+
+	"github.com/toolgate/toolgate/core/internal/testutil"
 )
 
 // testCacheDir is the one wazero compilation cache shared by every test in
@@ -79,23 +81,8 @@ func tryBuildWasm(name, pkg string) (string, error) {
 	return out, nil
 }
 
-// syncBuffer is a goroutine-safe log sink.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer collects log output the test reads while the server runs.
+type syncBuffer = testutil.SyncBuffer
 
 type testHost struct {
 	*Host

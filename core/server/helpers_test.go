@@ -1,7 +1,6 @@
 package server
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
@@ -15,29 +14,16 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/toolgate/toolgate/core/config"
+
+	"github.com/toolgate/toolgate/core/internal/testutil"
 )
 
 func newTestCounter() prometheus.Counter {
 	return prometheus.NewCounter(prometheus.CounterOpts{Name: "toolgate_test_registered_total", Help: "A collector registered by another component."})
 }
 
-// syncBuffer is a bytes.Buffer safe for a logger and a reader.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer collects log output the test reads while the server runs.
+type syncBuffer = testutil.SyncBuffer
 
 // discard is a ResponseWriter that drops everything.
 type discard struct{}

@@ -107,6 +107,14 @@ func violations(pkgs []pkg) []string {
 			}
 		}
 
+		// core/internal/testutil is for tests: no package's own code
+		// imports it.
+		for _, d := range p.Imports {
+			if within(d, module+"/core/internal/testutil") {
+				out = append(out, fmt.Sprintf("%s imports %s: core/internal/testutil is for tests only", p.ImportPath, d))
+			}
+		}
+
 		// Only cmd/toolgate imports core/server and cmd/...; a package may
 		// import itself from its external tests.
 		for _, d := range direct {
@@ -198,6 +206,7 @@ func TestRules(t *testing.T) {
 		{"sdk depends on a third party transitively", []pkg{{ImportPath: m("sdk/sdktest"), Deps: []string{"github.com/tetratelabs/wazero"}}}, 1},
 		{"plugin test imports core", []pkg{{ImportPath: m("plugins/add"), TestImports: []string{m("core/plugin/plugintest")}}}, 1},
 		{"store contract imports badger", []pkg{{ImportPath: m("core/store"), Deps: []string{"github.com/dgraph-io/badger/v4"}}}, 1},
+		{"code imports the test helpers", []pkg{{ImportPath: m("core/auth"), Imports: []string{m("core/internal/testutil")}, TestImports: []string{m("core/internal/testutil")}}}, 1},
 		{"shared store code imports a backend", []pkg{{ImportPath: m("core/store/internal/changefeed"), Deps: []string{m("core/store/pgstore"), "github.com/jackc/pgx/v5"}}}, 2},
 		{"core imports server", []pkg{{ImportPath: m("core/gate"), Imports: []string{m("core/server")}}}, 1},
 		{"core test imports cmd", []pkg{{ImportPath: m("core/plugin"), TestImports: []string{m("cmd/toolgate/internal/scaffold")}}}, 1},
