@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
-	"net"
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
@@ -321,53 +320,6 @@ func TestAuditTailFollow(t *testing.T) {
 				t.Errorf("%d rows, want 4:\n%s", len(rows), got)
 			}
 		})
-	}
-}
-
-// TestAuditTailErrors: usage mistakes and an unreachable server get one
-// clear line each.
-func TestAuditTailErrors(t *testing.T) {
-	t.Chdir(t.TempDir())
-	dir := t.TempDir()
-	if _, err := admin.LoadOrCreateToken(dir); err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dead := ln.Addr().String()
-	ln.Close()
-	tests := []struct {
-		args     []string
-		wantCode int
-		want     string
-	}{
-		{[]string{"audit", "tail", "-data-dir", dir, "-admin-listen", dead}, exitError, "toolgate audit tail: is toolgate serve running? could not reach the admin endpoint at " + dead},
-		{[]string{"audit", "tail", "-f", "-data-dir", dir, "-admin-listen", dead}, exitError, "is toolgate serve running?"},
-		{[]string{"audit", "tail", "-data-dir", t.TempDir(), "-admin-listen", dead}, exitError, "no admin token at"},
-		{[]string{"audit", "tail", "-data-dir", dir, "-admin-listen", ""}, exitError, "the admin endpoint is disabled"},
-		{[]string{"audit", "tail", "-n", "-1"}, exitUsage, "-n -1 is out of range"},
-		{[]string{"audit", "tail", "-since", "soon"}, exitUsage, `-since "soon" is neither`},
-		{[]string{"audit", "tail", "now"}, exitUsage, `unexpected argument "now"`},
-		{[]string{"audit", "head"}, exitUsage, `toolgate audit: unknown command "head"`},
-		{[]string{"audit"}, exitUsage, "Usage: toolgate audit tail"},
-	}
-	for _, tt := range tests {
-		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
-			var out, errOut strings.Builder
-			code := run(tt.args, nil, &out, &errOut)
-			if code != tt.wantCode || !strings.Contains(errOut.String(), tt.want) {
-				t.Errorf("exit %d, stderr %q; want %d and %q", code, errOut.String(), tt.wantCode, tt.want)
-			}
-			if out.String() != "" {
-				t.Errorf("stdout %q, want nothing", out.String())
-			}
-		})
-	}
-	var out strings.Builder
-	if code := run([]string{"audit", "tail", "-h"}, nil, &out, &out); code != exitOK || !strings.Contains(out.String(), "Examples:") || !strings.Contains(out.String(), "-since DURATION|TIME") {
-		t.Errorf("audit tail -h = %d:\n%s", code, out.String())
 	}
 }
 

@@ -354,7 +354,8 @@ func TestSignInAndOperatorCommands(t *testing.T) {
 }
 
 // TestOperatorCommandErrors: usage mistakes and an unreachable server get
-// one clear line each.
+// one clear line each, on stderr, from every command that talks to the
+// admin endpoint (grants, clients, audit tail, replicas).
 func TestOperatorCommandErrors(t *testing.T) {
 	t.Chdir(t.TempDir())
 	dir := t.TempDir()
@@ -385,6 +386,20 @@ func TestOperatorCommandErrors(t *testing.T) {
 		{[]string{"clients", "list", "-user", "a@b.c"}, exitUsage, "flag provided but not defined: -user"},
 		{[]string{"grants", "nope"}, exitUsage, `unknown command "nope"`},
 		{[]string{"grants"}, exitUsage, "Usage: toolgate grants"},
+		{[]string{"audit", "tail", "-data-dir", dir, "-admin-listen", dead}, exitError, "toolgate audit tail: is toolgate serve running? could not reach the admin endpoint at " + dead},
+		{[]string{"audit", "tail", "-f", "-data-dir", dir, "-admin-listen", dead}, exitError, "is toolgate serve running?"},
+		{[]string{"audit", "tail", "-data-dir", t.TempDir(), "-admin-listen", dead}, exitError, "no admin token at"},
+		{[]string{"audit", "tail", "-data-dir", dir, "-admin-listen", ""}, exitError, "the admin endpoint is disabled"},
+		{[]string{"audit", "tail", "-n", "-1"}, exitUsage, "-n -1 is out of range"},
+		{[]string{"audit", "tail", "-since", "soon"}, exitUsage, `-since "soon" is neither`},
+		{[]string{"audit", "tail", "now"}, exitUsage, `unexpected argument "now"`},
+		{[]string{"audit", "head"}, exitUsage, `toolgate audit: unknown command "head"`},
+		{[]string{"audit"}, exitUsage, "Usage: toolgate audit tail"},
+		{[]string{"replicas", "-data-dir", dir, "-admin-listen", dead}, exitError, "toolgate replicas: is toolgate serve running?"},
+		{[]string{"replicas", "extra"}, exitUsage, `unexpected argument "extra"`},
+		{[]string{"replicas", "-user", "x"}, exitUsage, "flag provided but not defined: -user"},
+		{[]string{"replicas", "-data-dir", t.TempDir(), "-admin-listen", dead}, exitError, "no admin token at"},
+		{[]string{"replicas", "-admin-listen", ""}, exitError, "the admin endpoint is disabled"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
@@ -393,9 +408,16 @@ func TestOperatorCommandErrors(t *testing.T) {
 			if code != tt.wantCode || !strings.Contains(errOut.String(), tt.want) {
 				t.Errorf("exit %d, stderr %q; want %d and %q", code, errOut.String(), tt.wantCode, tt.want)
 			}
+			if out.String() != "" {
+				t.Errorf("stdout %q, want nothing", out.String())
+			}
 		})
 	}
-	for _, group := range []string{"grants", "clients"} {
+	var help strings.Builder
+	if code := run([]string{"audit", "tail", "-h"}, nil, &help, &help); code != exitOK || !strings.Contains(help.String(), "Examples:") || !strings.Contains(help.String(), "-since DURATION|TIME") {
+		t.Errorf("audit tail -h = %d:\n%s", code, help.String())
+	}
+	for _, group := range []string{"grants", "clients", "replicas"} {
 		var out, errOut strings.Builder
 		if code := run([]string{group, "-h"}, nil, &out, &errOut); code != exitOK || !strings.Contains(out.String(), "Usage: toolgate "+group) || !strings.Contains(out.String(), "admin.token") {
 			t.Errorf("%s -h = %d %q", group, code, out.String())

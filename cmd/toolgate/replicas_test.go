@@ -156,30 +156,6 @@ func TestReplicasCommand(t *testing.T) {
 	})
 }
 
-func TestReplicasCommandErrors(t *testing.T) {
-	t.Chdir(t.TempDir())
-	tests := []struct {
-		args     []string
-		wantCode int
-		want     string
-	}{
-		{[]string{"replicas", "extra"}, exitUsage, `unexpected argument "extra"`},
-		{[]string{"replicas", "-user", "x"}, exitUsage, "flag provided but not defined: -user"},
-		{[]string{"replicas", "-data-dir", t.TempDir(), "-admin-listen", "127.0.0.1:1"}, exitError, "no admin token at"},
-		{[]string{"replicas", "-admin-listen", ""}, exitError, "the admin endpoint is disabled"},
-	}
-	for _, tt := range tests {
-		var out, errOut strings.Builder
-		if code := run(tt.args, nil, &out, &errOut); code != tt.wantCode || !strings.Contains(errOut.String(), tt.want) {
-			t.Errorf("%v: exit %d, stderr %q; want %d and %q", tt.args, code, errOut.String(), tt.wantCode, tt.want)
-		}
-	}
-	var out, errOut strings.Builder
-	if code := run([]string{"replicas", "-h"}, nil, &out, &errOut); code != exitOK || !strings.Contains(out.String(), "Usage: toolgate replicas") || !strings.Contains(out.String(), "admin.token") {
-		t.Errorf("replicas -h = %d %q", code, out.String())
-	}
-}
-
 // waitReplicas polls cond until it holds or 30 seconds pass (the server under
 // test works in its own goroutines).
 func waitReplicas(t *testing.T, what string, cond func() bool) {
