@@ -241,12 +241,8 @@ func (s *Server) loadCaller(ctx context.Context, hash string, now time.Time) (*C
 // must not block.
 func (s *Server) onChange(ch store.Change) {
 	switch ch.Kind {
-	case store.ChangeGrantUpdated, store.ChangeGrantRevoked:
-		s.cache.dropGrant(ch.ID)
-	case store.ChangeTokenDeleted:
-		s.cache.drop(ch.ID)
-	case store.ChangeClientDeleted:
-		s.cache.dropClient(ch.ID)
+	case store.ChangeGrantUpdated, store.ChangeGrantRevoked, store.ChangeTokenDeleted, store.ChangeClientDeleted:
+		s.Invalidate(ch)
 	case store.ChangeSuspended:
 		s.cache.suspend()
 	case store.ChangeUnknown:
